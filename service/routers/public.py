@@ -1,0 +1,179 @@
+"""Public endpoints called by browsers and servers: assignment, tracking, health."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Response
+
+from experiments.assignment import choose, served_variant
+from experiments.definitions import Experiment, Status
+from experiments.errors import InvalidDefinitionError, StoreUnavailableError
+from experiments.store import TrackEvent, TrackOutcome, encode_attributes
+from service.deps import Definitions, StoreDep
+from service.schemas import (
+    AssignRequest,
+    AssignResponse,
+    BatchTrackRequest,
+    TrackRequest,
+    TrackResponse,
+    VisitorId,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["public"])
+
+# Client timestamps are accepted this far from the server clock.
+MAX_EVENT_AGE_SECONDS = 7 * 86400
+MAX_EVENT_SKEW_SECONDS = 600
+
+
+def _json(payload: object) -> Response:
+    return Response(orjson.dumps(payload), media_type="application/json")
+
+
+async def _assign(
+    store: StoreDep,
+    experiments: list[Experiment],
+    visitor_id: str,
+    attributes_json: str = "{}",
+) -> tuple[dict[str, str | None], bool]:
+    """Variant per experiment (recording first exposures) and whether all were recorded."""
+    answer: dict[str, str | None] = {}
+    to_record: list[tuple[Experiment, int]] = []
+    for experiment in experiments:
+        if experiment.status is Status.RUNNING:
+            index = choose(experiment, visitor_id)
+            if index is not None:
+                to_record.append((experiment, index))
+                continue
+            answer[experiment.key] = None
+        else:
+            index = served_variant(experiment, visitor_id)
+            answer[experiment.key] = None if index is None else experiment.variant_keys[index]
+    recorded = True
+    if to_record:
+        try:
+            exposures = await store.record_exposures(
+                to_record, visitor_id, now_ms=int(time.time() * 1000), attributes_json=attributes_json
+            )
+            for (experiment, _), exposure in zip(to_record, exposures, strict=True):
+                answer[experiment.key] = experiment.variant_keys[exposure.variant_index]
+        except StoreUnavailableError:
+            # Answer from the hash so the page still renders; the caller learns it was not stored.
+            recorded = False
+            for experiment, index in to_record:
+                answer[experiment.key] = experiment.variant_keys[index]
+    return answer, recorded
+
+
+@router.get(
+    "/v1/assign",
+    summary="Assign one visitor to one experiment",
+    response_description='{"experiment": KEY, "visitor_id": ID, "variant": KEY | null, '
+    '"recorded": bool}',
+)
+async def assign_one(
+    store: StoreDep,
+    definitions: Definitions,
+    experiment: Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", max_length=64)],
+    visitor_id: Annotated[VisitorId, Query()],
+) -> Response:
+    definition = await definitions.get(experiment)
+    answer, recorded = await _assign(store, [definition], visitor_id)
+    return _json(
+        {
+            "experiment": experiment,
+            "visitor_id": visitor_id,
+            "variant": answer[experiment],
+            "recorded": recorded,
+        }
+    )
+
+
+@router.post("/v1/assign", response_model=AssignResponse, summary="Assign to several experiments")
+async def assign_many(
+    body: AssignRequest, store: StoreDep, definitions: Definitions
+) -> AssignResponse:
+    if body.experiments is None:
+        chosen = await definitions.running()
+    else:
+        chosen = [await definitions.get(key) for key in dict.fromkeys(body.experiments)]
+    answer, recorded = await _assign(
+        store, chosen, body.visitor_id, encode_attributes(body.attributes)
+    )
+    return AssignResponse(visitor_id=body.visitor_id, assignments=answer, recorded=recorded)
+
+
+def _to_event(body: TrackRequest, now: float, field: str) -> TrackEvent:
+    when = now if body.timestamp is None else body.timestamp.timestamp()
+    if not now - MAX_EVENT_AGE_SECONDS <= when <= now + MAX_EVENT_SKEW_SECONDS:
+        raise InvalidDefinitionError(
+            f"{field}timestamp must be within the last {MAX_EVENT_AGE_SECONDS // 86400} days and "
+            f"at most {MAX_EVENT_SKEW_SECONDS} s ahead of the server clock, got {body.timestamp}"
+        )
+    value = 0.0 if body.value is None else float(body.value)
+    return TrackEvent(
+        visitor_id=body.visitor_id,
+        event=body.event,
+        value=value,
+        value_text=repr(value),
+        timestamp_ms=int(when * 1000),
+        event_id=body.event_id,
+    )
+
+
+def _response(outcome: dict[str, TrackOutcome]) -> TrackResponse:
+    def of(kind: TrackOutcome) -> list[str]:
+        return sorted(k for k, v in outcome.items() if v is kind)
+
+    return TrackResponse(
+        credited=of(TrackOutcome.CREDITED),
+        duplicate=of(TrackOutcome.DUPLICATE),
+        not_exposed=of(TrackOutcome.NOT_EXPOSED),
+        before_exposure=of(TrackOutcome.BEFORE_EXPOSURE),
+    )
+
+
+@router.post(
+    "/v1/track",
+    response_model=TrackResponse,
+    summary="Record an event and credit it to every running experiment the visitor is in",
+    responses={503: {"description": "store unavailable; retry after the Retry-After delay"}},
+)
+async def track(body: TrackRequest, store: StoreDep, definitions: Definitions) -> TrackResponse:
+    event = _to_event(body, time.time(), "")
+    running = await definitions.running()
+    (outcome,) = await store.track(running, [event])
+    return _response(outcome)
+
+
+@router.post(
+    "/v1/track/batch",
+    response_model=list[TrackResponse],
+    summary="Record up to 1,000 events; all are validated before any is written",
+)
+async def track_batch(
+    body: BatchTrackRequest, store: StoreDep, definitions: Definitions
+) -> list[TrackResponse]:
+    now = time.time()
+    events = [_to_event(e, now, f"events.{i}.") for i, e in enumerate(body.events)]
+    running = await definitions.running()
+    return [_response(o) for o in await store.track(running, events)]
+
+
+@router.get("/healthz", summary="Liveness and Redis reachability")
+async def healthz(store: StoreDep) -> Response:
+    try:
+        await store.ping()
+    except StoreUnavailableError as exc:
+        return Response(
+            orjson.dumps({"status": "degraded", "redis": str(exc)}),
+            status_code=503,
+            media_type="application/json",
+            headers={"Retry-After": "1"},
+        )
+    return _json({"status": "ok", "redis": "ok"})

@@ -1,0 +1,53 @@
+"""Service settings, read once from the environment by ``Settings.from_env()``.
+
+=========================  ======================================================  ===========
+variable                   meaning                                                 default
+=========================  ======================================================  ===========
+``ABACUS_REDIS_URL``       Redis to use (``redis://``, ``rediss://``, ``unix://``)  embedded
+``ABACUS_REDIS_CLUSTER``   ``1`` when the URL points at a Redis Cluster             ``0``
+``ABACUS_DATA_DIR``        data directory of the embedded Redis (AOF)               ``.abacus``
+``ABACUS_ADMIN_KEY``       bearer key for admin endpoints; unset = loopback only    unset
+``ABACUS_CORS_ORIGINS``    comma-separated origins allowed to call the public API   ``*``
+``ABACUS_KEY_PREFIX``      prefix of every Redis key                                ``abacus``
+``ABACUS_LOG_MAX_LENGTH``  raw event log length cap per shard (0 = no log)          1000000
+=========================  ======================================================  ===========
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    data_dir: Path = Path(".abacus")
+    admin_key: str | None = None
+    cors_origins: tuple[str, ...] = ("*",)
+    key_prefix: str = "abacus"
+    log_max_length: int = 1_000_000
+    definitions_ttl_seconds: float = 1.0
+    max_body_bytes: int = 1_048_576
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        origins = env.get("ABACUS_CORS_ORIGINS", "*")
+        length = env.get("ABACUS_LOG_MAX_LENGTH", "1000000")
+        if not length.isdigit():
+            raise ValueError(f"ABACUS_LOG_MAX_LENGTH must be a whole number >= 0, got {length!r}")
+        return cls(
+            redis_url=env.get("ABACUS_REDIS_URL") or None,
+            redis_cluster=env.get("ABACUS_REDIS_CLUSTER", "0") in {"1", "true", "yes"},
+            data_dir=Path(env.get("ABACUS_DATA_DIR", ".abacus")),
+            admin_key=env.get("ABACUS_ADMIN_KEY") or None,
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            key_prefix=env.get("ABACUS_KEY_PREFIX", "abacus"),
+            log_max_length=int(length),
+        )
