@@ -190,8 +190,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
-    from service.routers import admin, public
+    from service.routers import admin, export, pages, public, sdk
 
     app.include_router(public.router)
     app.include_router(admin.router)
+    app.include_router(export.router)
+    app.include_router(sdk.router)
+    app.include_router(pages.router)
     return app

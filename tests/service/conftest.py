@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 
-ADMIN_KEY = "test-admin-key"
+from tests.conftest import ADMIN_KEY
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 BUYAKILT: dict[str, Any] = {

@@ -1,0 +1,154 @@
+"""The ``abacus`` command: run the service and manage experiments from a terminal.
+
+``abacus serve`` starts the embedded Redis itself when ``ABACUS_REDIS_URL`` is not set and hands
+its URL to the workers, so several workers share one store. Experiment commands talk to a
+running service over HTTP (``--url``, default ``$ABACUS_URL`` or http://127.0.0.1:8000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from experiments.embedded import EmbeddedRedis
+    from service.settings import Settings
+
+    settings = Settings.from_env()
+    if settings.admin_key is None and not _is_loopback(args.host):
+        print(
+            f"refusing to listen on {args.host}: ABACUS_ADMIN_KEY is not set, so the admin "
+            "endpoints would be open; set it, or listen on 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.admin_key is None:
+        print("ABACUS_ADMIN_KEY is not set: admin endpoints are open, listening on loopback only")
+    embedded = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.data_dir).start()
+        os.environ["ABACUS_REDIS_URL"] = embedded.url
+        print(f"embedded Redis with its data in {settings.data_dir}")
+    try:
+        if args.demo:
+            from service.demo import run_demo
+
+            run_demo(Settings.from_env(), seed=args.seed)
+        print(f"Abacus on http://{args.host}:{args.port}  (API docs at /docs)")
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_level=args.log_level,
+            access_log=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _http(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    import httpx
+
+    key = os.environ.get("ABACUS_ADMIN_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = httpx.request(method, args.url + path, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        raise SystemExit(f"cannot reach {args.url}: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        raise SystemExit(f"error {response.status_code}: {message}")
+    return response.json() if response.content else None
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if args.action == "list":
+        table = Table("key", "name", "status", "variants", "coverage", "metrics")
+        for e in _http(args, "GET", "/v1/experiments"):
+            variants = ", ".join(f"{v['key']} {v['weight']:.0%}" for v in e["variants"])
+            table.add_row(e["key"], e["name"], e["status"], variants, f"{e['coverage']:.0%}",
+                          ", ".join(m["name"] for m in e["metrics"]))
+        console.print(table)
+        return 0
+    if args.action == "create":
+        definition = json.loads(Path(args.target).read_text())
+        created = _http(args, "POST", "/v1/experiments", definition)
+        console.print(f"created {created['key']} ({created['status']})")
+        return 0
+    status = {"start": "running", "pause": "paused", "stop": "stopped"}[args.action]
+    body: dict[str, Any] = {"status": status}
+    if args.winner:
+        body["winner"] = args.winner
+    updated = _http(args, "PATCH", f"/v1/experiments/{args.target}", body)
+    console.print(f"{updated['key']} is now {updated['status']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="abacus", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true", help="load the case-study demo data first")
+    serve.add_argument("--seed", type=int, default=2024, help="random seed of the demo data")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    exp = sub.add_parser("experiments", help="list, create, start, pause and stop experiments")
+    exp.add_argument("action", choices=["list", "create", "start", "pause", "stop"])
+    exp.add_argument("target", nargs="?", help="definition JSON file (create) or experiment key")
+    exp.add_argument("--winner", help="with stop: the variant to roll out")
+    exp.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
+    exp.set_defaults(run=_experiments)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "action", "list") != "list" and not getattr(args, "target", "x"):
+        parser.error(f"experiments {args.action} needs a target")
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

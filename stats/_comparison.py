@@ -1,0 +1,109 @@
+"""Assemble a :class:`~stats.results.ComparisonResult` from two estimates and their variances.
+
+Every frequentist comparison (proportions, means, ratios, CUPED) reduces to a control estimate,
+a treatment estimate and the variance of each; this module turns those into the lifts, the test,
+the intervals and, where a quantity does not exist, the reason it does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from stats import _formulas
+from stats.results import NAN_INTERVAL, ComparisonResult, _interval
+
+__all__ = ["build_comparison", "join_reasons"]
+
+NO_VARIATION = (
+    "the standard error of the difference is zero (no visitor-to-visitor variation in either "
+    "variant), so the test statistic, p-value and absolute interval are undefined"
+)
+NO_TEST_VARIATION = (
+    "the standard error under no difference is zero (no variation in either variant), so the "
+    "test statistic and p-value are undefined"
+)
+NO_INTERVAL_VARIATION = "the standard error of the lift is zero, so its interval is undefined"
+ZERO_CONTROL = "the control value is 0, so the relative lift and its interval are undefined"
+NO_RELATIVE_VARIATION = (
+    "the relative lift's standard error is zero, so its interval is undefined"
+)
+
+
+def join_reasons(reasons: Iterable[str]) -> str | None:
+    """Join distinct reasons with ``"; "`` in first-seen order; None when there are none."""
+    unique = list(dict.fromkeys(reasons))
+    return "; ".join(unique) if unique else None
+
+
+def build_comparison(
+    *,
+    control_value: float,
+    treatment_value: float,
+    control_variance: float,
+    treatment_variance: float,
+    confidence_level: float,
+    method: str,
+    reasons: Iterable[str] = (),
+    df: float = math.inf,
+    test_standard_error: float | None = None,
+    covariance: float = 0.0,
+) -> ComparisonResult:
+    """Lifts, test and intervals from two estimates and the variances of those estimates.
+
+    ``control_variance`` and ``treatment_variance`` are variances of the estimates (``s**2 / n``
+    for a mean), ``covariance`` their covariance (zero for independent variants). The test uses
+    ``test_standard_error`` when given (the pooled one for proportions), else the standard error
+    of the lift. Absolute interval: ``lift +/- q se`` with the t quantile on ``df``; relative
+    interval: delta method with the normal quantile.
+    """
+    notes = list(reasons)
+    lift = treatment_value - control_value
+    variance = control_variance + treatment_variance - 2.0 * covariance
+    standard_error = math.sqrt(variance) if variance >= 0.0 else math.nan
+    test_se = standard_error if test_standard_error is None else test_standard_error
+
+    statistic = pvalue = math.nan
+    if math.isfinite(lift) and math.isfinite(test_se) and test_se > 0.0:
+        statistic = lift / test_se
+        pvalue = _formulas.two_sided_pvalue(statistic, df)
+    if test_se == 0.0 and standard_error == 0.0:
+        notes.append(NO_VARIATION)
+    elif test_se == 0.0:
+        notes.append(NO_TEST_VARIATION)
+    elif standard_error == 0.0:
+        notes.append(NO_INTERVAL_VARIATION)
+    absolute_ci = NAN_INTERVAL
+    if not math.isnan(df):
+        absolute_ci = _interval(lift, standard_error, _formulas.t_quantile(confidence_level, df))
+
+    relative = relative_se = math.nan
+    relative_ci = NAN_INTERVAL
+    if control_value == 0.0:
+        notes.append(ZERO_CONTROL)
+    elif math.isfinite(lift):
+        relative = treatment_value / control_value - 1.0
+        relative_variance = _formulas.ratio_variance(
+            treatment_value, control_value, treatment_variance, control_variance, covariance
+        )
+        relative_se = math.sqrt(relative_variance) if relative_variance >= 0.0 else math.nan
+        relative_ci = _interval(relative, relative_se, _formulas.normal_quantile(confidence_level))
+        if relative_se == 0.0 and standard_error != 0.0:
+            notes.append(NO_RELATIVE_VARIATION)
+
+    return ComparisonResult(
+        statistic=statistic,
+        pvalue=pvalue,
+        control_value=control_value,
+        treatment_value=treatment_value,
+        absolute_lift=lift,
+        relative_lift=relative,
+        absolute_ci=absolute_ci,
+        relative_ci=relative_ci,
+        confidence_level=confidence_level,
+        method=method,
+        reason=join_reasons(notes),
+        standard_error=standard_error,
+        relative_standard_error=relative_se,
+        df=df,
+    )

@@ -1,0 +1,240 @@
+"""Result objects returned by the public functions.
+
+Results are frozen dataclasses shaped like scipy's: a ``statistic`` and a ``pvalue`` where a test
+was run, the estimates, their intervals, and ``confidence_interval(confidence_level)`` to
+recompute an interval at another level from the stored standard error. A quantity that does not
+exist for the data is NaN (or None) and ``reason`` says why; ``reason`` is None when every field
+is defined.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from stats import _formulas
+from stats._validate import check_confidence_level
+
+__all__ = [
+    "BayesianResult",
+    "ComparisonResult",
+    "CupedResult",
+    "SRMResult",
+    "SequentialResult",
+]
+
+Interval = tuple[float, float]
+NAN_INTERVAL: Interval = (math.nan, math.nan)
+
+
+def _interval(estimate: float, standard_error: float, critical: float) -> Interval:
+    if not (math.isfinite(estimate) and math.isfinite(standard_error)) or standard_error <= 0.0:
+        return NAN_INTERVAL
+    return (estimate - critical * standard_error, estimate + critical * standard_error)
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """Treatment against control for one metric.
+
+    Attributes
+    ----------
+    statistic : float
+        z or t statistic of the test of no difference.
+    pvalue : float
+        Two-sided p-value of that test.
+    control_value, treatment_value : float
+        Conversion rate, mean per visitor, or ratio of each variant.
+    absolute_lift : float
+        ``treatment_value - control_value``.
+    relative_lift : float
+        ``treatment_value / control_value - 1``.
+    absolute_ci, relative_ci : tuple of float
+        Confidence intervals of the two lifts at ``confidence_level``.
+    confidence_level : float
+        Level of the stored intervals, in (0, 1).
+    method : str
+        Name of the test, e.g. ``"two-proportion z-test"``.
+    reason : str or None
+        Why some field is NaN; None when all are defined.
+    standard_error : float
+        Standard error of the absolute lift used for its interval.
+    relative_standard_error : float
+        Delta-method standard error of the relative lift.
+    df : float
+        Degrees of freedom of the absolute interval's t quantile (``inf``: normal quantile).
+    """
+
+    statistic: float
+    pvalue: float
+    control_value: float
+    treatment_value: float
+    absolute_lift: float
+    relative_lift: float
+    absolute_ci: tuple[float, float]
+    relative_ci: tuple[float, float]
+    confidence_level: float
+    method: str
+    reason: str | None
+    standard_error: float = math.nan
+    relative_standard_error: float = math.nan
+    df: float = math.inf
+
+    @property
+    def significant(self) -> bool:
+        """Whether ``pvalue < 1 - confidence_level`` (False when the p-value is undefined)."""
+        return self.pvalue < 1.0 - self.confidence_level
+
+    def confidence_interval(self, confidence_level: float | None = None) -> tuple[float, float]:
+        """Interval of the absolute lift, at the stored level or at ``confidence_level``.
+
+        ``lift +/- q se`` with ``q`` the t quantile on ``df`` degrees of freedom (the normal
+        quantile when ``df`` is infinite).
+        """
+        if confidence_level is None:
+            return self.absolute_ci
+        level = check_confidence_level(confidence_level)
+        critical = _formulas.t_quantile(level, self.df)
+        return _interval(self.absolute_lift, self.standard_error, critical)
+
+    def relative_confidence_interval(
+        self, confidence_level: float | None = None
+    ) -> tuple[float, float]:
+        """Delta-method interval of the relative lift, ``r +/- z se_r``, normal quantile."""
+        if confidence_level is None:
+            return self.relative_ci
+        level = check_confidence_level(confidence_level)
+        critical = _formulas.normal_quantile(level)
+        return _interval(self.relative_lift, self.relative_standard_error, critical)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CupedResult(ComparisonResult):
+    """A CUPED-adjusted comparison plus what the adjustment achieved.
+
+    Attributes
+    ----------
+    theta : float
+        Regression coefficient ``Cov(Y, X) / Var(X)`` estimated on the pooled sample.
+    variance_reduction : float
+        ``1 - Var(adjusted lift) / Var(unadjusted lift)``; about ``corr(X, Y)**2``.
+    unadjusted : ComparisonResult
+        The same comparison without the covariate (normal quantiles, as the adjusted one).
+    """
+
+    theta: float
+    variance_reduction: float
+    unadjusted: ComparisonResult
+
+
+@dataclass(frozen=True)
+class BayesianResult:
+    """Posterior comparison of treatment with control.
+
+    Attributes
+    ----------
+    chance_to_beat_control : float
+        Posterior probability that the treatment's true value exceeds the control's.
+    expected_loss : float
+        Posterior expected loss of choosing the treatment, ``E[max(control - treatment, 0)]``,
+        in the metric's units (e.g. conversion-rate points).
+    control_expected_loss : float
+        Posterior expected loss of keeping the control, ``E[max(treatment - control, 0)]``.
+    method : str
+        Posterior model used.
+    reason : str or None
+        Why some field is NaN; None when all are defined.
+    """
+
+    chance_to_beat_control: float
+    expected_loss: float
+    control_expected_loss: float
+    method: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class SequentialResult:
+    """Always-valid inference over a sequence of looks at cumulative data.
+
+    Attributes
+    ----------
+    pvalue : float
+        Always-valid p-value at the last look (the running minimum, so it never goes up).
+    pvalues : tuple of float
+        The always-valid p-value at each look.
+    absolute_cs, relative_cs : tuple of (float, float)
+        Confidence sequence of the absolute and relative lift at each look (running
+        intersection, so each interval lies inside the previous one).
+    absolute_lift, relative_lift : float
+        Estimates at the last look.
+    statistic : float
+        Mixture likelihood ratio at the last look.
+    mixing_variances : tuple of float
+        Mixing variance ``tau2`` (squared metric units) used at each look.
+    confidence_level : float
+        Level of the confidence sequences; the test rejects when ``pvalue < 1 - level``.
+    method : str
+        Name of the procedure.
+    reason : str or None
+        Why some look has no value; None when all are defined.
+    """
+
+    pvalue: float
+    pvalues: tuple[float, ...]
+    absolute_cs: tuple[tuple[float, float], ...]
+    relative_cs: tuple[tuple[float, float], ...]
+    absolute_lift: float
+    relative_lift: float
+    statistic: float
+    mixing_variances: tuple[float, ...]
+    confidence_level: float
+    method: str
+    reason: str | None
+
+    @property
+    def significant(self) -> bool:
+        """Whether ``pvalue < 1 - confidence_level`` (False when the p-value is undefined)."""
+        return self.pvalue < 1.0 - self.confidence_level
+
+    @property
+    def absolute_ci(self) -> tuple[float, float]:
+        """The confidence sequence's interval for the absolute lift at the last look."""
+        return self.absolute_cs[-1]
+
+    @property
+    def relative_ci(self) -> tuple[float, float]:
+        """The confidence sequence's interval for the relative lift at the last look."""
+        return self.relative_cs[-1]
+
+
+@dataclass(frozen=True)
+class SRMResult:
+    """Sample-ratio-mismatch check.
+
+    Attributes
+    ----------
+    statistic : float
+        Pearson chi-square statistic against the configured weights.
+    pvalue : float
+        Its upper-tail p-value on ``k - 1`` degrees of freedom.
+    mismatch : bool
+        ``pvalue < threshold``: the split is not what was configured, and the comparisons of
+        this experiment should not be trusted until the cause is found.
+    expected : tuple of float
+        Expected visitors per variant under the configured weights.
+    observed : tuple of int
+        Visitors per variant, as given.
+    threshold : float
+        The p-value below which a mismatch is flagged.
+    reason : str or None
+        Why the p-value is NaN; None otherwise.
+    """
+
+    statistic: float
+    pvalue: float
+    mismatch: bool
+    expected: tuple[float, ...]
+    observed: tuple[int, ...]
+    threshold: float
+    reason: str | None
