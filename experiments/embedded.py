@@ -45,10 +45,18 @@ class EmbeddedRedis:
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, data_dir: Path | str, *, tcp: bool = False, persist: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        tcp: bool = False,
+        persist: bool = True,
+        port: int | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
-        self.tcp = tcp
+        self.tcp = tcp or port is not None
         self.persist = persist
+        self.fixed_port = port
         self.port = 0
         self._run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -70,7 +78,8 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # A short private directory: unix socket paths are limited to ~100 bytes.
         self._run_dir = Path(tempfile.mkdtemp(prefix="abacus-redis-"))
-        self.port = _free_port() if self.tcp else 0
+        if self.tcp:
+            self.port = self.fixed_port or _free_port()
         config = [
             f"dir {self.data_dir}",
             f"unixsocket {self.socket_path}",

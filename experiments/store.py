@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
+from functools import lru_cache
 from importlib.resources import files
 from typing import Any, ParamSpec, TypeVar
 
@@ -48,7 +49,12 @@ def _script(name: str) -> str:
 
 def day_of(ms: int) -> str:
     """The UTC day ``YYYYMMDD`` of a time in milliseconds since the epoch."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%d")
+    return _day_of_epoch_day(ms // 86_400_000)
+
+
+@lru_cache(maxsize=4096)
+def _day_of_epoch_day(epoch_day: int) -> str:
+    return datetime.fromtimestamp(epoch_day * 86_400, UTC).strftime("%Y%m%d")
 
 
 class TrackOutcome(IntEnum):
@@ -60,6 +66,8 @@ class TrackOutcome(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Exposure:
+    """The recorded variant (-1: not enrolled and never recorded) and whether this call did it."""
+
     variant_index: int
     recorded_now: bool
 
@@ -267,14 +275,15 @@ class Store:
         attributes_json: str,
     ) -> tuple[list[str], list[str | int]]:
         k = self._shard(experiment, visitor_id)
-        keys = [k.assign, k.agg, k.day(day_of(now_ms)), k.days, k.log]
+        day = day_of(now_ms)
+        keys = [k.assign, k.agg, k.day(day), k.days, k.log]
         args: list[str | int] = [
             visitor_id,
             variant_index,
             now_ms,
-            day_of(now_ms),
+            day,
             self.log_max_length,
-            experiment.variants[variant_index].key,
+            experiment.variants[variant_index].key if variant_index >= 0 else "",
             attributes_json,
         ]
         return keys, args
@@ -296,7 +305,6 @@ class Store:
         index, new = await self._assign(keys=keys, args=args)
         return Exposure(int(index), bool(new))
 
-    @_guarded
     async def record_exposures(
         self,
         calls: Sequence[tuple[Experiment, int]],
@@ -306,18 +314,23 @@ class Store:
         attributes_json: str = "{}",
     ) -> list[Exposure]:
         """:meth:`record_exposure` for several experiments in one round trip."""
-        if len(calls) == 1:
-            experiment, index = calls[0]
-            keys, args = self._assign_call(experiment, visitor_id, index, now_ms, attributes_json)
-            got, new = await self._assign(keys=keys, args=args)
-            return [Exposure(int(got), bool(new))]
-        results = await self._run_pipelined(
-            self._assign,
-            [
-                self._assign_call(experiment, visitor_id, index, now_ms, attributes_json)
-                for experiment, index in calls
-            ],
-        )
+        try:
+            if len(calls) == 1:  # the hot path: one script call, no pipeline
+                experiment, index = calls[0]
+                keys, args = self._assign_call(
+                    experiment, visitor_id, index, now_ms, attributes_json
+                )
+                got, new = await self._assign(keys=keys, args=args)
+                return [Exposure(int(got), bool(new))]
+            results = await self._run_pipelined(
+                self._assign,
+                [
+                    self._assign_call(experiment, visitor_id, index, now_ms, attributes_json)
+                    for experiment, index in calls
+                ],
+            )
+        except RedisError as exc:
+            raise StoreUnavailableError(f"redis: {exc}") from exc
         return [Exposure(int(i), bool(n)) for i, n in results]
 
     def _track_call(

@@ -59,6 +59,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     details = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in {"body", "query", "path"}]
+        if err.get("type") == "json_invalid":
+            reason = err.get("ctx", {}).get("error", "malformed")
+            details.append(
+                {
+                    "field": "body",
+                    "message": f"is not valid JSON ({reason} at character {loc[-1] if loc else 0})",
+                    "value": None,
+                }
+            )
+            continue
         details.append(
             {
                 "field": ".".join(loc) or "body",
@@ -72,7 +82,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+    codes = {
+        401: "unauthorized",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }
     return JSONResponse(
         error_body(codes.get(exc.status_code, "error"), str(exc.detail)),
         status_code=exc.status_code,
@@ -91,7 +106,12 @@ async def _abacus_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, whether or not they declare a length."""
+    """Refuse request bodies over ``max_bytes`` with 413, whether or not they declare a length.
+
+    A declared length is refused before the body is read. An undeclared one is counted while the
+    route reads it; going over raises an HTTPException, which FastAPI passes through its body
+    parsing untouched, so the usual error handler answers in the usual JSON shape.
+    """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
@@ -108,7 +128,8 @@ class BodyLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send, int(value))
+                response = JSONResponse(self._body(int(value)), status_code=413)
+                await response(scope, receive, send)
                 return
         seen = 0
 
@@ -117,33 +138,17 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLarge(seen)
+                raise StarletteHTTPException(413, detail=self._body(seen)["message"])
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge as exc:
-            await self._refuse(send, exc.size)
+        await self.app(scope, limited, send)
 
-    async def _refuse(self, send: Callable[[MutableMapping[str, Any]], Awaitable[None]], size: int) -> None:
-        response = JSONResponse(
-            error_body(
-                "payload_too_large",
-                f"request body must be at most {self.max_bytes} bytes, got {size}",
-                [{"field": "body", "message": "too large", "value": size}],
-            ),
-            status_code=413,
+    def _body(self, size: int) -> Any:
+        return error_body(
+            "payload_too_large",
+            f"request body must be at most {self.max_bytes} bytes, got {size}",
+            [{"field": "body", "message": "too large", "value": size}],
         )
-        await response({"type": "http"}, _no_receive, send)
-
-
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-
-async def _no_receive() -> MutableMapping[str, Any]:
-    return {"type": "http.disconnect"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -181,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AbacusError, _abacus_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -188,13 +194,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Content-Type"],
         max_age=600,
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     from service.routers import admin, export, pages, public, sdk
 
+    app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
     app.include_router(public.router)
     app.include_router(admin.router)
     app.include_router(export.router)
     app.include_router(sdk.router)
     app.include_router(pages.router)
+    _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
     return app
+
+
+def _document_plain_routes(app: FastAPI, operations: dict[tuple[str, str], object]) -> None:
+    """Add plain Starlette routes (which FastAPI cannot describe) to the OpenAPI schema."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for (path, method), operation in operations.items():
+                schema.setdefault("paths", {}).setdefault(path, {})[method] = operation
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

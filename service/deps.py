@@ -1,4 +1,8 @@
-"""Dependencies handed to routes: the store, the definitions cache, the admin check."""
+"""Dependencies handed to routes: the store, the definitions cache, the admin check.
+
+All are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, which on the
+assignment path costs more than the Redis round trip.
+"""
 
 from __future__ import annotations
 
@@ -14,22 +18,22 @@ from service.settings import Settings
 __all__ = ["Admin", "Definitions", "SettingsDep", "StoreDep"]
 
 
-def _store(request: Request) -> Store:
+async def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def _definitions(request: Request) -> DefinitionCache:
+async def _definitions(request: Request) -> DefinitionCache:
     cache: DefinitionCache = request.app.state.definitions
     return cache
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _require_admin(request: Request) -> None:
+async def _require_admin(request: Request) -> None:
     """Bearer-key check; with no key configured the service listens on loopback only."""
     key: str | None = request.app.state.settings.admin_key
     if key is None:

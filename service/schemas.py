@@ -16,16 +16,18 @@ __all__ = [
     "VisitorId",
 ]
 
+VISITOR_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+VISITOR_ID_RULE = "1-200 characters, no control characters"
+EXPERIMENT_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+EXPERIMENT_KEY_RULE = "1-64 of a-z, 0-9, - and _, starting with a letter or digit"
+
 VisitorId = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=200,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="1-200 characters, no control characters",
-    ),
+    Field(min_length=1, max_length=200, pattern=VISITOR_ID_PATTERN, description=VISITOR_ID_RULE),
 ]
-ExperimentKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+ExperimentKey = Annotated[
+    str, Field(pattern=EXPERIMENT_KEY_PATTERN, description=EXPERIMENT_KEY_RULE)
+]
 AttributeValue = str | float | bool | None | list[str | float | bool]
 
 

@@ -5,7 +5,7 @@
 -- ARGV[1] visitor   ARGV[2] value (string)   ARGV[3] event time (ms)   ARGV[4] day
 -- ARGV[5] event name   ARGV[6] log max length (0 = no log)   ARGV[7] dedup seconds
 -- ARGV[8] 1 if an event id is given   ARGV[9] variant keys joined by ','
--- ARGV[10] number of metric specs, then per spec 5 values:
+-- ARGV[10] number of metric specs, then per spec 6 values:
 --   name, kind ('conversion' | 'mean' | 'count' | 'ratio'),
 --   for a ratio: numerator kind, numerator state KEYS index, denominator kind, denominator index
 --   (for other kinds the last four are '', 0, '', 0).
@@ -69,7 +69,7 @@ end
 
 local n = tonumber(ARGV[10])
 for i = 0, n - 1 do
-  local base = 11 + i * 5
+  local base = 11 + i * 6
   local name, kind = ARGV[base], ARGV[base + 1]
   local prefix = name .. ':' .. v .. ':'
   if kind == 'ratio' then

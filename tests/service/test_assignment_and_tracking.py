@@ -118,14 +118,14 @@ def test_ramping_coverage_never_moves_an_enrolled_visitor(client: TestClient) ->
 
 
 def test_split_of_many_visitors_matches_the_weights(client: TestClient) -> None:
-    # 20,000 through HTTP here; the 100,000-visitor check runs against the live server.
+    # 4,000 through the in-process client here; 100,000 run against the live server (e2e).
     create_running(
         client,
         {**BUYAKILT, "variants": [{"key": "control", "weight": 0.3}, {"key": "filters",
                                                                        "weight": 0.7}]},
     )
-    counts = Counter(_assign(client, f"split-{i}") for i in range(20_000))
-    assert chisquare([counts["control"], counts["filters"]], [6_000, 14_000]).pvalue > 0.001
+    counts = Counter(_assign(client, f"split-{i}") for i in range(4_000))
+    assert chisquare([counts["control"], counts["filters"]], [1_200, 2_800]).pvalue > 0.001
     assert _results(client)["srm"]["visitors"] == dict(counts)
 
 
