@@ -2,7 +2,9 @@
 
 ``abacus serve`` starts the embedded Redis itself when ``ABACUS_REDIS_URL`` is not set and hands
 its URL to the workers, so several workers share one store. Experiment commands talk to a
-running service over HTTP (``--url``, default ``$ABACUS_URL`` or http://127.0.0.1:8000).
+running service over HTTP (``--url``, default ``$ABACUS_URL`` or http://127.0.0.1:8000), and
+so do ``abacus report`` and ``abacus results`` (they render locally from the results JSON).
+``abacus demo`` writes to the store directly, like ``serve --demo``.
 """
 
 from __future__ import annotations
@@ -94,11 +96,18 @@ def _http(args: argparse.Namespace, method: str, path: str, body: Any = None) ->
 
 def _experiments(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     console = Console()
     if args.action == "list":
-        table = Table("key", "name", "status", "variants", "coverage", "metrics")
+        table = Table(
+            Column("key", no_wrap=True),
+            "name",
+            Column("status", no_wrap=True),
+            "variants",
+            "coverage",
+            "metrics",
+        )
         for e in _http(args, "GET", "/v1/experiments"):
             variants = ", ".join(f"{v['key']} {v['weight']:.0%}" for v in e["variants"])
             table.add_row(e["key"], e["name"], e["status"], variants, f"{e['coverage']:.0%}",
@@ -116,6 +125,48 @@ def _experiments(args: argparse.Namespace) -> int:
         body["winner"] = args.winner
     updated = _http(args, "PATCH", f"/v1/experiments/{args.target}", body)
     console.print(f"{updated['key']} is now {updated['status']}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service.demo import run_demo
+    from service.settings import Settings
+
+    run_demo(Settings.from_env(), seed=args.seed, scale=args.scale, reset=args.reset)
+    return 0
+
+
+def _readout(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The experiment definition and its results JSON, fetched from the running service."""
+    from urllib.parse import quote
+
+    from experiments.definitions import Experiment
+
+    path = f"/v1/experiments/{quote(args.key, safe='')}"
+    experiment = Experiment.model_validate(_http(args, "GET", path))
+    return experiment, _http(args, "GET", path + "/results")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from service.report import report_html
+
+    experiment, results = _readout(args)
+    out = Path(args.out)
+    out.write_text(report_html(experiment, results, standalone=True), encoding="utf-8")
+    print(f"wrote the report of {experiment.key} to {out} ({out.stat().st_size:,} bytes)")
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from service.report import results_renderables
+
+    experiment, results = _readout(args)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    Console().print(results_renderables(experiment, results))
     return 0
 
 
@@ -138,6 +189,28 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--winner", help="with stop: the variant to roll out")
     exp.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
     exp.set_defaults(run=_experiments)
+
+    demo = sub.add_parser(
+        "demo", help="load the case-study experiments with simulated visitors (into the store)"
+    )
+    demo.add_argument("--seed", type=int, default=2024, help="random seed (default 2024)")
+    demo.add_argument("--reset", action="store_true", help="delete and recreate existing ones")
+    demo.add_argument(
+        "--scale", type=float, default=1.0, help="traffic multiplier; 1 is the full demo"
+    )
+    demo.set_defaults(run=_demo)
+
+    report = sub.add_parser("report", help="write an experiment's report as one HTML file")
+    report.add_argument("key", help="experiment key")
+    report.add_argument("--out", required=True, help="file to write, e.g. report.html")
+    report.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
+    report.set_defaults(run=_report)
+
+    results = sub.add_parser("results", help="print an experiment's read-out as tables")
+    results.add_argument("key", help="experiment key")
+    results.add_argument("--json", action="store_true", help="print the raw results JSON")
+    results.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
+    results.set_defaults(run=_results)
     return parser
 
 
