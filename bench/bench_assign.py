@@ -30,8 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = {
     "key": "bench",
     "variants": [{"key": "control", "weight": 0.5}, {"key": "variant", "weight": 0.5}],
-    "metrics": [{"name": "conversion", "kind": "conversion", "event": "purchase",
-                 "primary": True}],
+    "metrics": [{"name": "conversion", "kind": "conversion", "event": "purchase", "primary": True}],
 }
 WRK_SCRIPT = """
 local counter = 0
@@ -78,7 +77,9 @@ def _wrk(
     script.write_text(f'PATH = "{path}"\nRUN = "{run}"\n' + WRK_SCRIPT)
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -89,8 +90,12 @@ def _wrk(
         scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
         return float(m.group(1)) * scale
 
-    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"),
-            "errors": float(errors.group(1)) if errors else 0.0}
+    return {
+        "rps": rps,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
 
 
 def main() -> int:
@@ -105,14 +110,34 @@ def main() -> int:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "ABACUS_DATA_DIR": str(Path(tmp) / "data"),
-               "ABACUS_REDIS_URL": "", "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "ABACUS_DATA_DIR": str(Path(tmp) / "data"),
+            "ABACUS_REDIS_URL": "",
+            "PYTHONPATH": str(ROOT),
+        }
         env.pop("ABACUS_ADMIN_KEY", None)
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.bench_assign:create_bench_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http",
-             "httptools", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.bench_assign:create_bench_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
         )
         try:
             for _ in range(300):
@@ -122,14 +147,27 @@ def main() -> int:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             httpx.post(url + "/v1/experiments", json=EXPERIMENT).raise_for_status()
-            httpx.patch(url + "/v1/experiments/bench", json={"status": "running"}).raise_for_status()
-            paths = {"hello": "/hello?visitor_id=", "assign": "/v1/assign?experiment=bench&visitor_id="}
+            httpx.patch(
+                url + "/v1/experiments/bench", json={"status": "running"}
+            ).raise_for_status()
+            paths = {
+                "hello": "/hello?visitor_id=",
+                "assign": "/v1/assign?experiment=bench&visitor_id=",
+            }
             runs: dict[str, list[dict[str, float]]] = {k: [] for k in paths}
             _wrk(url, paths["assign"], 1, args.connections, Path(tmp), "warmup")
             for r in range(args.rounds):
-                for name in (("hello", "assign") if r % 2 == 0 else ("assign", "hello")):
-                    runs[name].append(_wrk(url, paths[name], args.seconds, args.connections,
-                                           Path(tmp), f"{name}{r}"))
+                for name in ("hello", "assign") if r % 2 == 0 else ("assign", "hello"):
+                    runs[name].append(
+                        _wrk(
+                            url,
+                            paths[name],
+                            args.seconds,
+                            args.connections,
+                            Path(tmp),
+                            f"{name}{r}",
+                        )
+                    )
             visitors = httpx.get(url + "/v1/experiments/bench/results", timeout=60)
         finally:
             server.terminate()
@@ -137,10 +175,12 @@ def main() -> int:
     ratios = [a["rps"] / h["rps"] for a, h in zip(runs["assign"], runs["hello"], strict=True)]
     print(f"{'endpoint':<10}{'req/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
     for name, rs in runs.items():
-        print(f"{name:<10}{statistics.median(r['rps'] for r in rs):>16.0f}"
-              f"{statistics.median(r['p50_ms'] for r in rs):>10.2f}"
-              f"{statistics.median(r['p99_ms'] for r in rs):>10.2f}"
-              f"{sum(r['errors'] for r in rs):>10.0f}")
+        print(
+            f"{name:<10}{statistics.median(r['rps'] for r in rs):>16.0f}"
+            f"{statistics.median(r['p50_ms'] for r in rs):>10.2f}"
+            f"{statistics.median(r['p99_ms'] for r in rs):>10.2f}"
+            f"{sum(r['errors'] for r in rs):>10.0f}"
+        )
     print(f"ratio assign/hello per round: {', '.join(f'{x:.2f}' for x in ratios)}")
     print(f"median ratio assign/hello: {statistics.median(ratios):.2f}")
     if visitors.status_code == 200:

@@ -238,7 +238,8 @@ def apply_patch(experiment: Experiment, patch: ExperimentPatch) -> Experiment:
             if changed:
                 raise ConflictError(
                     f"metrics {changed} of experiment {experiment.key!r} cannot be removed or "
-                    f"redefined while it is {experiment.status.value}; only new metrics may be added"
+                    f"redefined while it is {experiment.status.value}; "
+                    "only new metrics may be added"
                 )
     data = experiment.model_dump()
     data.update(changes)

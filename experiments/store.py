@@ -177,7 +177,14 @@ def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
             args += [m.name, m.kind.value, "", "0", "", "0"]
         for m in ratios:
             num, den = by_name[m.numerator or ""], by_name[m.denominator or ""]
-            args += [m.name, "ratio", num.kind.value, key_index(num), den.kind.value, key_index(den)]
+            args += [
+                m.name,
+                "ratio",
+                num.kind.value,
+                key_index(num),
+                den.kind.value,
+                key_index(den),
+            ]
         plan = _TrackPlan(tuple(args), tuple(others))
     cache[event] = plan
     return plan

@@ -164,9 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             url = embedded.url
             log.info("embedded redis-server, data in %s", embedded.data_dir)
         client = connect(url, cluster=settings.redis_cluster)
-        store = Store(
-            client, Keyspace(settings.key_prefix), log_max_length=settings.log_max_length
-        )
+        store = Store(client, Keyspace(settings.key_prefix), log_max_length=settings.log_max_length)
         app.state.settings = settings
         app.state.store = store
         app.state.definitions = DefinitionCache(store, ttl_seconds=settings.definitions_ttl_seconds)

@@ -57,8 +57,12 @@ UK_TOOL_CENTRE = CaseStudy(
         "hypothesis": "Without the filter menu, shoppers look at the product instead of leaving",
         "variants": _two_variants("With filter menu", "no-filter-menu", "Without filter menu"),
         "metrics": [
-            {"name": "engagement", "kind": "conversion", "event": "product_engagement",
-             "primary": True},
+            {
+                "name": "engagement",
+                "kind": "conversion",
+                "event": "product_engagement",
+                "primary": True,
+            },
         ],
         "minimum_detectable_effect": 0.15,
     },
@@ -104,8 +108,12 @@ ARCHIVE_SOCIAL_EMAIL = CaseStudy(
         "hypothesis": "An inline email field invites more sign-up starts than a button",
         "variants": _two_variants("Sign-up button", "email-field", "Inline email field"),
         "metrics": [
-            {"name": "email_field_clicks", "kind": "conversion", "event": "email_field_click",
-             "primary": True},
+            {
+                "name": "email_field_clicks",
+                "kind": "conversion",
+                "event": "email_field_click",
+                "primary": True,
+            },
         ],
         "minimum_detectable_effect": 0.3,
     },
@@ -141,8 +149,12 @@ ARCHIVE_SOCIAL_RESOURCES = CaseStudy(
         "hypothesis": "A visible resources link sends more visitors to the resources page",
         "variants": _two_variants("Resources in footer", "nav-link", "Resources in navigation"),
         "metrics": [
-            {"name": "resources_visits", "kind": "conversion", "event": "resources_view",
-             "primary": True},
+            {
+                "name": "resources_visits",
+                "kind": "conversion",
+                "event": "resources_view",
+                "primary": True,
+            },
         ],
         "minimum_detectable_effect": 0.3,
     },

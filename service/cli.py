@@ -110,8 +110,14 @@ def _experiments(args: argparse.Namespace) -> int:
         )
         for e in _http(args, "GET", "/v1/experiments"):
             variants = ", ".join(f"{v['key']} {v['weight']:.0%}" for v in e["variants"])
-            table.add_row(e["key"], e["name"], e["status"], variants, f"{e['coverage']:.0%}",
-                          ", ".join(m["name"] for m in e["metrics"]))
+            table.add_row(
+                e["key"],
+                e["name"],
+                e["status"],
+                variants,
+                f"{e['coverage']:.0%}",
+                ", ".join(m["name"] for m in e["metrics"]),
+            )
         console.print(table)
         return 0
     if args.action == "create":

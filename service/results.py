@@ -93,10 +93,7 @@ def _cumulative(daily: Sequence[tuple[str, list[VariantTotals]]]) -> list[list[V
                 for k, v in src.items():
                     dst[k] = dst.get(k, 0.0) + v
         out.append(
-            [
-                VariantTotals(t.n, dict(t.sums), dict(t.sum_squares), dict(t.cross))
-                for t in running
-            ]
+            [VariantTotals(t.n, dict(t.sums), dict(t.sum_squares), dict(t.cross)) for t in running]
         )
     return out
 
@@ -134,8 +131,12 @@ def _metric_block(
             row.update(_comparison(summaries[0], summary, metric, level))
             row.update(_sequential(metric, by_name, cumulative, index, level, dates))
         rows.append(row)
-    return {"name": metric.name, "kind": metric.kind.value, "primary": metric.primary,
-            "variants": rows}
+    return {
+        "name": metric.name,
+        "kind": metric.kind.value,
+        "primary": metric.primary,
+        "variants": rows,
+    }
 
 
 def _comparison(
@@ -194,8 +195,12 @@ def _sequential(
         for date, (c, t), p, cs in zip(dates, looks, seq.pvalues, seq.relative_cs, strict=True):
             lift = _compare(c, t, level).relative_lift
             series.append(
-                {"date": date, "relative_lift": _num(lift), "relative_cs": _pair(cs),
-                 "sequential_pvalue": _num(p)}
+                {
+                    "date": date,
+                    "relative_lift": _num(lift),
+                    "relative_cs": _pair(cs),
+                    "sequential_pvalue": _num(p),
+                }
             )
     return {"sequential_pvalue": _num(seq.pvalue), "series": series}
 
@@ -262,11 +267,14 @@ def _progress(
     current = [t.n for t in totals]
     out["fraction"] = min(current) / required if required else None
     if days and days > 0:
-        out["days_remaining"] = _num(
-            stats.days_remaining(
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            remaining = stats.days_remaining(
                 required_per_variant=required, current_per_variant=current, days_elapsed=days
             )
-        )
+        out["days_remaining"] = _num(remaining)
+        if remaining is None:
+            out["reason"] = "; ".join(str(w.message) for w in caught) or "no traffic to project"
     return out
 
 
@@ -285,17 +293,19 @@ def build_results(
             result = stats.srm_test(
                 visitors=visitors, weights=[v.weight for v in experiment.variants]
             )
-        srm.update(pvalue=_num(result.pvalue), mismatch=bool(result.mismatch),
-                   expected=[_num(e) for e in result.expected], reason=result.reason)
+        srm.update(
+            pvalue=_num(result.pvalue),
+            mismatch=bool(result.mismatch),
+            expected=[_num(e) for e in result.expected],
+            reason=result.reason,
+        )
     else:
         srm.update(pvalue=None, mismatch=False, expected=None, reason="no visitors yet")
     dates = [
         datetime.strptime(d, "%Y%m%d").replace(tzinfo=UTC).date().isoformat() for d, _ in daily
     ]
     cumulative = _cumulative(daily)
-    blocks = [
-        _metric_block(experiment, m, totals, cumulative, dates) for m in experiment.metrics
-    ]
+    blocks = [_metric_block(experiment, m, totals, cumulative, dates) for m in experiment.metrics]
     _adjust(blocks, 1 - experiment.confidence_level)
     return {
         "experiment": experiment.key,

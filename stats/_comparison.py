@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 
 from stats import _formulas
-from stats.results import NAN_INTERVAL, ComparisonResult, _interval
+from stats.results import NAN_INTERVAL, ComparisonResult, symmetric_interval
 
 __all__ = ["build_comparison", "join_reasons"]
 
@@ -25,9 +25,11 @@ NO_TEST_VARIATION = (
 )
 NO_INTERVAL_VARIATION = "the standard error of the lift is zero, so its interval is undefined"
 ZERO_CONTROL = "the control value is 0, so the relative lift and its interval are undefined"
-NO_RELATIVE_VARIATION = (
-    "the relative lift's standard error is zero, so its interval is undefined"
+NOT_FINITE = (
+    "the values are too extreme (near 0 or huge) for finite standard errors, so some fields are "
+    "undefined"
 )
+NO_RELATIVE_VARIATION = "the relative lift's standard error is zero, so its interval is undefined"
 
 
 def join_reasons(reasons: Iterable[str]) -> str | None:
@@ -75,21 +77,17 @@ def build_comparison(
         notes.append(NO_INTERVAL_VARIATION)
     absolute_ci = NAN_INTERVAL
     if not math.isnan(df):
-        absolute_ci = _interval(lift, standard_error, _formulas.t_quantile(confidence_level, df))
-
-    relative = relative_se = math.nan
-    relative_ci = NAN_INTERVAL
-    if control_value == 0.0:
-        notes.append(ZERO_CONTROL)
-    elif math.isfinite(lift):
-        relative = treatment_value / control_value - 1.0
-        relative_variance = _formulas.ratio_variance(
-            treatment_value, control_value, treatment_variance, control_variance, covariance
+        absolute_ci = symmetric_interval(
+            lift, standard_error, _formulas.t_quantile(confidence_level, df)
         )
-        relative_se = math.sqrt(relative_variance) if relative_variance >= 0.0 else math.nan
-        relative_ci = _interval(relative, relative_se, _formulas.normal_quantile(confidence_level))
-        if relative_se == 0.0 and standard_error != 0.0:
-            notes.append(NO_RELATIVE_VARIATION)
+
+    relative, relative_se, relative_ci = _relative_lift(
+        control_value, treatment_value, control_variance, treatment_variance, covariance,
+        confidence_level, notes, absolute_defined=standard_error != 0.0,
+    )  # fmt: skip
+    undefined = (statistic, pvalue, relative, *absolute_ci, *relative_ci)
+    if not notes and any(math.isnan(value) for value in undefined):
+        notes.append(NOT_FINITE)
 
     return ComparisonResult(
         statistic=statistic,
@@ -107,3 +105,33 @@ def build_comparison(
         relative_standard_error=relative_se,
         df=df,
     )
+
+
+def _relative_lift(
+    control_value: float,
+    treatment_value: float,
+    control_variance: float,
+    treatment_variance: float,
+    covariance: float,
+    confidence_level: float,
+    notes: list[str],
+    *,
+    absolute_defined: bool,
+) -> tuple[float, float, tuple[float, float]]:
+    """Relative lift, its delta-method standard error and interval; appends why not defined."""
+    if control_value == 0.0:
+        notes.append(ZERO_CONTROL)
+        return math.nan, math.nan, NAN_INTERVAL
+    relative = treatment_value / control_value - 1.0
+    if not math.isfinite(relative):
+        return math.nan, math.nan, NAN_INTERVAL
+    variance = _formulas.ratio_variance(
+        treatment_value, control_value, treatment_variance, control_variance, covariance
+    )
+    standard_error = math.sqrt(variance) if variance >= 0.0 else math.nan
+    interval = symmetric_interval(
+        relative, standard_error, _formulas.normal_quantile(confidence_level)
+    )
+    if standard_error == 0.0 and absolute_defined:
+        notes.append(NO_RELATIVE_VARIATION)
+    return relative, standard_error, interval

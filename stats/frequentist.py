@@ -234,8 +234,12 @@ def compare_ratios(
 
     Examples
     --------
-    >>> control = RatioSummary.from_values(numerator=[0, 50, 70, 0, 90], denominator=[0, 1, 1, 0, 2])
-    >>> treatment = RatioSummary.from_values(numerator=[60, 0, 80, 120], denominator=[1, 0, 1, 2])
+    >>> control = RatioSummary.from_values(
+    ...     numerator=[0, 50, 70, 0, 90], denominator=[0, 1, 1, 0, 2]
+    ... )
+    >>> treatment = RatioSummary.from_values(
+    ...     numerator=[60, 0, 80, 120], denominator=[1, 0, 1, 2]
+    ... )
     >>> result = compare_ratios(control=control, treatment=treatment)
     >>> result.control_value, result.treatment_value
     (52.5, 65.0)

@@ -27,7 +27,7 @@ Interval = tuple[float, float]
 NAN_INTERVAL: Interval = (math.nan, math.nan)
 
 
-def _interval(estimate: float, standard_error: float, critical: float) -> Interval:
+def symmetric_interval(estimate: float, standard_error: float, critical: float) -> Interval:
     if not (math.isfinite(estimate) and math.isfinite(standard_error)) or standard_error <= 0.0:
         return NAN_INTERVAL
     return (estimate - critical * standard_error, estimate + critical * standard_error)
@@ -95,7 +95,7 @@ class ComparisonResult:
             return self.absolute_ci
         level = check_confidence_level(confidence_level)
         critical = _formulas.t_quantile(level, self.df)
-        return _interval(self.absolute_lift, self.standard_error, critical)
+        return symmetric_interval(self.absolute_lift, self.standard_error, critical)
 
     def relative_confidence_interval(
         self, confidence_level: float | None = None
@@ -105,7 +105,7 @@ class ComparisonResult:
             return self.relative_ci
         level = check_confidence_level(confidence_level)
         critical = _formulas.normal_quantile(level)
-        return _interval(self.relative_lift, self.relative_standard_error, critical)
+        return symmetric_interval(self.relative_lift, self.relative_standard_error, critical)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -324,7 +324,13 @@ class CupedSummary:
         n = check_count("n", self.n)
         values = {
             name: check_finite(name, getattr(self, name))
-            for name in ("sum", "sum_squares", "covariate_sum", "covariate_sum_squares", "cross_sum")
+            for name in (
+                "sum",
+                "sum_squares",
+                "covariate_sum",
+                "covariate_sum_squares",
+                "cross_sum",
+            )
         }
         _check_empty(n, **values)
         y = (values["sum"], values["sum_squares"])
@@ -344,9 +350,7 @@ class CupedSummary:
     @property
     def covariate(self) -> MeanSummary:
         """The covariate ``X`` on its own."""
-        return MeanSummary(
-            n=self.n, sum=self.covariate_sum, sum_squares=self.covariate_sum_squares
-        )
+        return MeanSummary(n=self.n, sum=self.covariate_sum, sum_squares=self.covariate_sum_squares)
 
     @property
     def covariance(self) -> float:

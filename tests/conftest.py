@@ -69,12 +69,35 @@ class LiveServer:
         import httpx
 
         if self.via_cli:
-            command = [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
-                       "--log-level", "warning"]
+            command = [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ]
         else:
-            command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
-                       "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop",
-                       "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "service.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ]
         self.process = subprocess.Popen(
             command,
             env={**os.environ, **self.env},

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import re
+import time
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -66,7 +66,10 @@ async def _assign(
     if to_record:
         try:
             exposures = await store.record_exposures(
-                to_record, visitor_id, now_ms=int(time.time() * 1000), attributes_json=attributes_json
+                to_record,
+                visitor_id,
+                now_ms=int(time.time() * 1000),
+                attributes_json=attributes_json,
             )
             indexes = [e.variant_index for e in exposures]
         except StoreUnavailableError:
@@ -122,14 +125,24 @@ ASSIGN_ONE_OPENAPI: dict[str, object] = {
     "summary": "Assign one visitor to one experiment",
     "operationId": "assign_one",
     "parameters": [
-        {"name": "experiment", "in": "query", "required": True,
-         "schema": {"type": "string", "pattern": EXPERIMENT_KEY_PATTERN}},
-        {"name": "visitor_id", "in": "query", "required": True,
-         "schema": {"type": "string", "pattern": VISITOR_ID_PATTERN}},
+        {
+            "name": "experiment",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "pattern": EXPERIMENT_KEY_PATTERN},
+        },
+        {
+            "name": "visitor_id",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "pattern": VISITOR_ID_PATTERN},
+        },
     ],
     "responses": {
-        "200": {"description": '{"experiment", "visitor_id", "variant": KEY or null, '
-                               '"recorded": false when the exposure could not be stored}'},
+        "200": {
+            "description": '{"experiment", "visitor_id", "variant": KEY or null, '
+            '"recorded": false when the exposure could not be stored}'
+        },
         "404": {"description": "unknown experiment"},
         "422": {"description": "invalid parameter"},
     },

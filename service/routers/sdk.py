@@ -1,9 +1,263 @@
-"""Routes for sdk (being built)."""
+"""What the browser SDK needs from the service: the script, the public definition snapshot it
+decides from locally, and the demo shop that shows how a site integrates both.
+
+``GET /sdk.js`` serves ``service/static/sdk.js`` (gzipped when the browser accepts it) with an
+``ETag``. ``GET /v1/definitions`` is public and cacheable: it holds, per running, paused or
+stopped experiment, only what bucketing needs (key, seed, hash version, coverage, variant keys and
+weights, bucket ranges, status, winner), never names, hypotheses, metrics or results. Drafts are
+left out. ``GET /demo/shop`` renders the Buyakilt category page of the case study.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import gzip
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from importlib.resources import files
+from typing import Annotated, Literal
 
-__all__ = ["router"]
+import jinja2
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict
 
-router = APIRouter()
+from experiments.definitions import Experiment, Status
+from experiments.errors import ExperimentNotFoundError, StoreUnavailableError
+from service.casestudies import BUYAKILT
+from service.deps import Definitions
+
+__all__ = ["DefinitionSnapshot", "PublicDefinition", "public_definition", "router", "snapshot_of"]
+
+router = APIRouter(tags=["sdk"])
+
+SDK_MAX_AGE_SECONDS = 300
+# How long a browser or CDN may reuse the snapshot: a stopped experiment reaches pages that
+# decide locally within this delay (plus the service's own one-second definitions cache).
+DEFINITIONS_MAX_AGE_SECONDS = 30
+DEMO_EXPERIMENT = BUYAKILT.key
+
+
+class PublicVariant(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    weight: float
+
+
+class PublicDefinition(BaseModel):
+    """The part of a definition a browser needs to bucket a visitor, and nothing else."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    seed: str
+    hash_version: int
+    coverage: float
+    variants: list[PublicVariant]
+    ranges: list[tuple[float, float]]
+    status: Status
+    winner: str | None
+
+
+class DefinitionSnapshot(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    experiments: list[PublicDefinition]
+
+
+def public_definition(experiment: Experiment) -> PublicDefinition:
+    return PublicDefinition(
+        key=experiment.key,
+        seed=experiment.seed,
+        hash_version=experiment.hash_version,
+        coverage=experiment.coverage,
+        variants=[PublicVariant(key=v.key, weight=v.weight) for v in experiment.variants],
+        ranges=list(experiment.ranges),
+        status=experiment.status,
+        winner=experiment.winner,
+    )
+
+
+def snapshot_of(experiments: dict[str, Experiment]) -> DefinitionSnapshot:
+    """Every experiment a page may meet (all but drafts), ordered by key."""
+    return DefinitionSnapshot(
+        experiments=[
+            public_definition(e)
+            for _, e in sorted(experiments.items())
+            if e.status is not Status.DRAFT
+        ]
+    )
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    given = request.headers.get("if-none-match", "")
+    tags = {t.strip().removeprefix("W/") for t in given.split(",")}
+    return etag in tags or "*" in tags
+
+
+@dataclass(frozen=True)
+class _Script:
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
+@cache
+def _sdk_script() -> _Script:
+    """The packaged script, read once per process (package data does not change at run time)."""
+    body = files("service").joinpath("static", "sdk.js").read_bytes()
+    return _Script(body=body, gzipped=gzip.compress(body, 9, mtime=0), etag=_etag(body))
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("service", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+@router.get(
+    "/sdk.js",
+    summary="The browser SDK (dependency-free JavaScript)",
+    response_class=Response,
+    responses={200: {"content": {"text/javascript": {}}}, 304: {"description": "not modified"}},
+)
+async def sdk_js(request: Request) -> Response:
+    script = _sdk_script()
+    headers = {
+        "Cache-Control": f"public, max-age={SDK_MAX_AGE_SECONDS}",
+        "ETag": script.etag,
+        "Vary": "Accept-Encoding",
+    }
+    if _not_modified(request, script.etag):
+        return Response(status_code=304, headers=headers)
+    body = script.body
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        body = script.gzipped
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
+
+
+@router.get(
+    "/v1/definitions",
+    summary="Public snapshot of experiment definitions for deciding in the browser",
+    response_class=Response,
+    responses={
+        200: {"model": DefinitionSnapshot, "content": {"application/json": {}}},
+        304: {"description": "not modified (If-None-Match matched the ETag)"},
+    },
+)
+async def definitions(request: Request, cache: Definitions) -> Response:
+    snapshot = snapshot_of(await cache.all())
+    body = snapshot.model_dump_json().encode()
+    etag = _etag(body)
+    headers = {"Cache-Control": f"public, max-age={DEFINITIONS_MAX_AGE_SECONDS}", "ETag": etag}
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+@dataclass(frozen=True)
+class Kilt:
+    name: str
+    kind: str
+    tartan: str
+    price: Decimal
+    colours: tuple[str, str, str]
+
+
+KILTS: tuple[Kilt, ...] = (
+    Kilt(
+        "Black Watch 8-yard kilt",
+        "Traditional",
+        "Black Watch",
+        Decimal("389.00"),
+        ("#1d2b4f", "#17462e", "#0b0b0b"),
+    ),
+    Kilt(
+        "Royal Stewart 8-yard kilt",
+        "Traditional",
+        "Royal Stewart",
+        Decimal("399.00"),
+        ("#b3121d", "#15365f", "#e8c547"),
+    ),
+    Kilt(
+        "Hunting Stewart 5-yard kilt",
+        "Traditional",
+        "Hunting Stewart",
+        Decimal("249.00"),
+        ("#1f4a32", "#1d2b4f", "#a3161f"),
+    ),
+    Kilt(
+        "Royal Stewart casual kilt",
+        "Casual",
+        "Royal Stewart",
+        Decimal("89.90"),
+        ("#c0141f", "#17365c", "#f2f2f2"),
+    ),
+    Kilt(
+        "Grey Granite casual kilt",
+        "Casual",
+        "Grey Granite",
+        Decimal("69.90"),
+        ("#6b6f75", "#2e3136", "#c9ccd1"),
+    ),
+    Kilt(
+        "MacLeod of Lewis hybrid kilt",
+        "Hybrid",
+        "MacLeod of Lewis",
+        Decimal("129.00"),
+        ("#f0c419", "#111111", "#b3121d"),
+    ),
+    Kilt(
+        "Black Watch utility kilt",
+        "Utility",
+        "Black Watch",
+        Decimal("79.90"),
+        ("#1d2b4f", "#17462e", "#111111"),
+    ),
+    Kilt(
+        "Grey Granite utility kilt",
+        "Utility",
+        "Grey Granite",
+        Decimal("74.90"),
+        ("#5d6167", "#33363b", "#b8bbc0"),
+    ),
+)
+
+
+@router.get("/demo/shop", response_class=HTMLResponse, summary="Demo shop using the browser SDK")
+async def demo_shop(
+    cache: Definitions,
+    mode: Annotated[
+        Literal["local", "server"], Query(description="where the SDK decides")
+    ] = "local",
+) -> HTMLResponse:
+    state: str
+    try:
+        state = (await cache.get(DEMO_EXPERIMENT)).status.value
+    except ExperimentNotFoundError:
+        state = "missing"
+    except StoreUnavailableError:
+        state = "unknown"  # no definitions cached yet: the SDK decides from what it can reach
+    page = (
+        _templates()
+        .get_template("shop.html")
+        .render(
+            experiment=DEMO_EXPERIMENT,
+            state=state,
+            mode=mode,
+            kilts=KILTS,
+            kinds=sorted({k.kind for k in KILTS}),
+            tartans=sorted({k.tartan for k in KILTS}),
+        )
+    )
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})

@@ -14,7 +14,9 @@ from tests.service.conftest import BUYAKILT
 
 
 def test_experiment_lifecycle_from_the_cli(
-    live_server: LiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    live_server: LiveServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ABACUS_ADMIN_KEY", ADMIN_KEY)
@@ -30,8 +32,10 @@ def test_experiment_lifecycle_from_the_cli(
     assert "buyakilt-filters" in listing and "running" in listing
     assert main(["experiments", "stop", "buyakilt-filters", "--winner", "filters", *url]) == 0
     assert "is now stopped" in capsys.readouterr().out
-    got = httpx.get(f"{live_server.url}/v1/experiments/buyakilt-filters",
-                    headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
+    got = httpx.get(
+        f"{live_server.url}/v1/experiments/buyakilt-filters",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
     assert (got["status"], got["winner"]) == ("stopped", "filters")
     with pytest.raises(SystemExit, match="error 409: status cannot go from 'stopped'"):
         main(["experiments", "start", "buyakilt-filters", *url])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,11 @@ EXPERIMENT: dict[str, Any] = {
 def _start(server: LiveServer, definition: dict[str, Any]) -> None:
     r = httpx.post(server.url + "/v1/experiments", json=definition, headers=AUTH)
     assert r.status_code == 201, r.text
-    r = httpx.patch(server.url + f"/v1/experiments/{definition['key']}",
-                    json={"status": "running"}, headers=AUTH)
+    r = httpx.patch(
+        server.url + f"/v1/experiments/{definition['key']}",
+        json={"status": "running"},
+        headers=AUTH,
+    )
     assert r.status_code == 200, r.text
 
 
@@ -58,8 +60,10 @@ def test_500_simultaneous_assignments_of_one_visitor_record_one_exposure(
     async def main() -> list[str]:
         limits = httpx.Limits(max_connections=500)
         async with httpx.AsyncClient(base_url=live_server.url, limits=limits, timeout=60) as c:
-            calls = [c.get("/v1/assign", params={"experiment": "checkout", "visitor_id": "same"})
-                     for _ in range(500)]
+            calls = [
+                c.get("/v1/assign", params={"experiment": "checkout", "visitor_id": "same"})
+                for _ in range(500)
+            ]
             responses = await _gather(calls, 500)
         assert all(r.status_code == 200 for r in responses)
         return [r.json()["variant"] for r in responses]
@@ -75,9 +79,13 @@ def test_2000_simultaneous_tracking_calls_add_up_exactly(live_server: LiveServer
 
     async def main() -> dict[str, Counter[str]]:
         async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as c:
-            assigned = await _gather([c.get("/v1/assign", params={"experiment": "checkout",
-                                                                   "visitor_id": v})
-                                      for v in visitors], 64)
+            assigned = await _gather(
+                [
+                    c.get("/v1/assign", params={"experiment": "checkout", "visitor_id": v})
+                    for v in visitors
+                ],
+                64,
+            )
             variant_of = {v: r.json()["variant"] for v, r in zip(visitors, assigned, strict=True)}
             expected: dict[str, Counter[str]] = {}
             calls = []
@@ -86,15 +94,30 @@ def test_2000_simultaneous_tracking_calls_add_up_exactly(live_server: LiveServer
                 cents = 100 + (i * 7919) % 10_000
                 e = expected.setdefault(variant_of[v], Counter())
                 e["cents"] += cents
-                calls.append(c.post("/v1/track", json={"visitor_id": v, "event": "purchase",
-                                                       "value": cents / 100,
-                                                       "event_id": f"evt-{i}"}))
+                calls.append(
+                    c.post(
+                        "/v1/track",
+                        json={
+                            "visitor_id": v,
+                            "event": "purchase",
+                            "value": cents / 100,
+                            "event_id": f"evt-{i}",
+                        },
+                    )
+                )
             # half again, as retries of the same event ids: must not count twice
-            calls += [c.post("/v1/track", json={"visitor_id": visitors[i % len(visitors)],
-                                                "event": "purchase",
-                                                "value": (100 + (i * 7919) % 10_000) / 100,
-                                                "event_id": f"evt-{i}"})
-                      for i in range(0, 2000, 2)]
+            calls += [
+                c.post(
+                    "/v1/track",
+                    json={
+                        "visitor_id": visitors[i % len(visitors)],
+                        "event": "purchase",
+                        "value": (100 + (i * 7919) % 10_000) / 100,
+                        "event_id": f"evt-{i}",
+                    },
+                )
+                for i in range(0, 2000, 2)
+            ]
             responses = await _gather(calls, 200)
             assert all(r.status_code == 200 for r in responses)
             return expected
@@ -109,9 +132,18 @@ def test_2000_simultaneous_tracking_calls_add_up_exactly(live_server: LiveServer
 
 @pytest.mark.slow
 def test_100k_visitors_split_by_the_weights(live_server: LiveServer) -> None:
-    _start(live_server, {**EXPERIMENT, "key": "split", "variants": [
-        {"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.25},
-        {"key": "c", "weight": 0.25}]})
+    _start(
+        live_server,
+        {
+            **EXPERIMENT,
+            "key": "split",
+            "variants": [
+                {"key": "control", "weight": 0.5},
+                {"key": "b", "weight": 0.25},
+                {"key": "c", "weight": 0.25},
+            ],
+        },
+    )
 
     async def main() -> Counter[str]:
         # aiohttp: a lighter client than httpx, so 100k requests stay well inside a minute
@@ -121,8 +153,9 @@ def test_100k_visitors_split_by_the_weights(live_server: LiveServer) -> None:
 
             async def worker(start: int) -> None:
                 for i in range(start, 100_000, 32):
-                    async with session.get("/v1/assign", params={
-                        "experiment": "split", "visitor_id": f"visitor-{i}"}) as r:
+                    async with session.get(
+                        "/v1/assign", params={"experiment": "split", "visitor_id": f"visitor-{i}"}
+                    ) as r:
                         assert r.status == 200
                         counts[(await r.json())["variant"]] += 1
 
@@ -143,11 +176,14 @@ def test_restart_keeps_experiments_exposures_and_events(tmp_path: Path) -> None:
         _start(server, EXPERIMENT)
         variants = {}
         for i in range(50):
-            r = httpx.get(server.url + "/v1/assign",
-                          params={"experiment": "checkout", "visitor_id": f"p{i}"})
+            r = httpx.get(
+                server.url + "/v1/assign", params={"experiment": "checkout", "visitor_id": f"p{i}"}
+            )
             variants[f"p{i}"] = r.json()["variant"]
-            httpx.post(server.url + "/v1/track",
-                       json={"visitor_id": f"p{i}", "event": "purchase", "value": i + 0.25})
+            httpx.post(
+                server.url + "/v1/track",
+                json={"visitor_id": f"p{i}", "event": "purchase", "value": i + 0.25},
+            )
         before = _results(server)
     finally:
         server.stop()
@@ -158,8 +194,9 @@ def test_restart_keeps_experiments_exposures_and_events(tmp_path: Path) -> None:
         assert after["metrics"] == before["metrics"]
         assert after["srm"] == before["srm"]
         for visitor, variant in variants.items():
-            r = httpx.get(server.url + "/v1/assign",
-                          params={"experiment": "checkout", "visitor_id": visitor})
+            r = httpx.get(
+                server.url + "/v1/assign", params={"experiment": "checkout", "visitor_id": visitor}
+            )
             assert r.json()["variant"] == variant
         assert sum(_results(server)["srm"]["visitors"].values()) == 50
     finally:

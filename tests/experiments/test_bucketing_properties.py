@@ -54,8 +54,9 @@ def test_ramping_coverage_up_never_moves_an_enrolled_visitor(
 def test_split_frequency_of_100k_visitors_matches_weights() -> None:
     weights = [0.2, 0.3, 0.5]
     ranges = bucket_ranges(3, 1.0, weights)
-    counts = Counter(choose_variant(hash_bucket("split", f"user-{i}") or 0.0, ranges)
-                     for i in range(100_000))
+    counts = Counter(
+        choose_variant(hash_bucket("split", f"user-{i}") or 0.0, ranges) for i in range(100_000)
+    )
     observed = [counts[i] for i in range(3)]
     assert chisquare(observed, [w * 100_000 for w in weights]).pvalue > 0.001
 
@@ -63,8 +64,10 @@ def test_split_frequency_of_100k_visitors_matches_weights() -> None:
 def test_different_seeds_randomise_independently() -> None:
     ranges = bucket_ranges(2, 1.0, [0.5, 0.5])
     pairs = Counter(
-        (choose_variant(hash_bucket("a", f"v{i}") or 0.0, ranges),
-         choose_variant(hash_bucket("b", f"v{i}") or 0.0, ranges))
+        (
+            choose_variant(hash_bucket("a", f"v{i}") or 0.0, ranges),
+            choose_variant(hash_bucket("b", f"v{i}") or 0.0, ranges),
+        )
         for i in range(20_000)
     )
     # a 2x2 table of independent assignments: each cell near a quarter

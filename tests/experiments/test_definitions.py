@@ -20,8 +20,9 @@ from experiments.errors import ConflictError, InvalidDefinitionError
 BASE: dict[str, Any] = {
     "key": "uk-tool-centre",
     "variants": [{"key": "control", "weight": 0.5}, {"key": "no-filter-menu", "weight": 0.5}],
-    "metrics": [{"name": "engagement", "kind": "conversion", "event": "product_click",
-                 "primary": True}],
+    "metrics": [
+        {"name": "engagement", "kind": "conversion", "event": "product_click", "primary": True}
+    ],
 }
 
 
@@ -54,11 +55,20 @@ def test_duplicate_variant_keys() -> None:
         ({"key": "Bad Key"}, "key"),
         ({"variants": [{"key": "only", "weight": 1.0}]}, "at least 2"),
         ({"hash_version": 3}, "hash_version"),
-        ({"metrics": [{"name": "m", "kind": "conversion", "event": "e"}]}, "exactly one must be primary"),
+        (
+            {"metrics": [{"name": "m", "kind": "conversion", "event": "e"}]},
+            "exactly one must be primary",
+        ),
         ({"metrics": [{"name": "m", "kind": "mean", "primary": True}]}, "needs an 'event'"),
-        ({"metrics": [{"name": "m", "kind": "conversion", "event": "e", "primary": True},
-                      {"name": "r", "kind": "ratio", "numerator": "m", "denominator": "zz"}]},
-         "unknown metric 'zz'"),
+        (
+            {
+                "metrics": [
+                    {"name": "m", "kind": "conversion", "event": "e", "primary": True},
+                    {"name": "r", "kind": "ratio", "numerator": "m", "denominator": "zz"},
+                ]
+            },
+            "unknown metric 'zz'",
+        ),
         ({"metrics": [{"name": "m", "kind": "histogram", "event": "e", "primary": True}]}, "kind"),
     ],
 )
@@ -77,7 +87,10 @@ def test_lifecycle_transitions() -> None:
     assert resumed.started_at == 10.0
     stopped = transition(resumed, Status.STOPPED, now=40.0, winner="no-filter-menu")
     assert (stopped.status, stopped.winner, stopped.stopped_at) == (
-        Status.STOPPED, "no-filter-menu", 40.0)
+        Status.STOPPED,
+        "no-filter-menu",
+        40.0,
+    )
     with pytest.raises(ConflictError, match="allowed: \\['none'\\]"):
         transition(stopped, Status.RUNNING, now=50.0)
     with pytest.raises(InvalidDefinitionError, match="winner must be one of"):
@@ -98,7 +111,22 @@ def test_running_experiment_variants_are_frozen_but_coverage_ramps() -> None:
 def test_running_metrics_can_be_added_not_redefined() -> None:
     running = transition(Experiment.model_validate(BASE), Status.RUNNING, now=1.0)
     added = [*running.metrics, {"name": "clicks", "kind": "count", "event": "product_click"}]
-    assert len(apply_patch(running, ExperimentPatch.model_validate({"metrics": added})).metrics) == 2
+    assert (
+        len(apply_patch(running, ExperimentPatch.model_validate({"metrics": added})).metrics) == 2
+    )
     with pytest.raises(ConflictError, match="engagement"):
-        apply_patch(running, ExperimentPatch.model_validate({"metrics": [
-            {"name": "engagement", "kind": "count", "event": "product_click", "primary": True}]}))
+        apply_patch(
+            running,
+            ExperimentPatch.model_validate(
+                {
+                    "metrics": [
+                        {
+                            "name": "engagement",
+                            "kind": "count",
+                            "event": "product_click",
+                            "primary": True,
+                        }
+                    ]
+                }
+            ),
+        )

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-
 from tests.conftest import ADMIN_KEY
+
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 BUYAKILT: dict[str, Any] = {

@@ -56,9 +56,12 @@ def test_variant_equals_the_pure_hash(client: TestClient) -> None:
 
 def test_draft_and_paused_experiments_enrol_nobody(client: TestClient) -> None:
     client.post("/v1/experiments", json=BUYAKILT, headers=AUTH)
-    assert client.get(
-        "/v1/assign", params={"experiment": "buyakilt-filters", "visitor_id": "a"}
-    ).json()["variant"] is None
+    assert (
+        client.get(
+            "/v1/assign", params={"experiment": "buyakilt-filters", "visitor_id": "a"}
+        ).json()["variant"]
+        is None
+    )
     client.patch("/v1/experiments/buyakilt-filters", json={"status": "running"}, headers=AUTH)
     client.patch("/v1/experiments/buyakilt-filters", json={"status": "paused"}, headers=AUTH)
     body = client.get(
@@ -121,8 +124,10 @@ def test_split_of_many_visitors_matches_the_weights(client: TestClient) -> None:
     # 4,000 through the in-process client here; 100,000 run against the live server (e2e).
     create_running(
         client,
-        {**BUYAKILT, "variants": [{"key": "control", "weight": 0.3}, {"key": "filters",
-                                                                       "weight": 0.7}]},
+        {
+            **BUYAKILT,
+            "variants": [{"key": "control", "weight": 0.3}, {"key": "filters", "weight": 0.7}],
+        },
     )
     counts = Counter(_assign(client, f"split-{i}") for i in range(4_000))
     assert chisquare([counts["control"], counts["filters"]], [1_200, 2_800]).pvalue > 0.001
@@ -132,17 +137,21 @@ def test_split_of_many_visitors_matches_the_weights(client: TestClient) -> None:
 def test_events_are_credited_only_after_exposure(client: TestClient) -> None:
     create_running(client, BUYAKILT)
     # never exposed
-    body = client.post("/v1/track", json={"visitor_id": "ghost", "event": "purchase",
-                                          "value": 10}).json()
+    body = client.post(
+        "/v1/track", json={"visitor_id": "ghost", "event": "purchase", "value": 10}
+    ).json()
     assert body["credited"] == [] and body["not_exposed"] == ["buyakilt-filters"]
     variant = _assign(client, "buyer")
     # an event that happened before the exposure
     earlier = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    body = client.post("/v1/track", json={"visitor_id": "buyer", "event": "purchase",
-                                          "value": 10, "timestamp": earlier}).json()
+    body = client.post(
+        "/v1/track",
+        json={"visitor_id": "buyer", "event": "purchase", "value": 10, "timestamp": earlier},
+    ).json()
     assert body["before_exposure"] == ["buyakilt-filters"]
-    body = client.post("/v1/track", json={"visitor_id": "buyer", "event": "purchase",
-                                          "value": 25.5}).json()
+    body = client.post(
+        "/v1/track", json={"visitor_id": "buyer", "event": "purchase", "value": 25.5}
+    ).json()
     assert body["credited"] == ["buyakilt-filters"]
     revenue = _metric(_results(client), "revenue")
     by_variant = {row["variant"]: row for row in revenue["variants"]}
@@ -188,8 +197,11 @@ def test_results_totals_equal_the_traffic_sent_to_the_cent(client: TestClient) -
         response = client.post("/v1/track/batch", json={"events": sent[start : start + 100]})
         assert response.status_code == 200, response.text
     results = _results(client)
-    for name, field in (("conversion", "conversions"), ("orders", "orders"),
-                        ("cart_visits", "cart_visits")):
+    for name, field in (
+        ("conversion", "conversions"),
+        ("orders", "orders"),
+        ("cart_visits", "cart_visits"),
+    ):
         for row in _metric(results, name)["variants"]:
             assert row["total"] == expected[row["variant"]][field], (name, row)
             assert row["visitors"] == expected[row["variant"]]["visitors"]
@@ -213,11 +225,11 @@ def test_event_for_metricless_event_name_is_accepted_and_credits_nothing(
 def test_redis_down_assignment_answers_from_hash_and_tracking_says_503(
     settings: object, redis_url: str
 ) -> None:
+    import tempfile
+
     from experiments.embedded import EmbeddedRedis
     from service.app import create_app
     from service.settings import Settings
-
-    import tempfile
 
     with EmbeddedRedis(tempfile.mkdtemp(), tcp=True, persist=False) as own:
         app = create_app(Settings(redis_url=own.url, admin_key=None, definitions_ttl_seconds=0.0))
@@ -227,12 +239,18 @@ def test_redis_down_assignment_answers_from_hash_and_tracking_says_503(
             redis.Redis.from_url(own.url).shutdown(nosave=True)
             time.sleep(0.2)
             body = client.get(
-                "/v1/assign", params={"experiment": "buyakilt-filters", "visitor_id": "down-visitor"}
+                "/v1/assign",
+                params={"experiment": "buyakilt-filters", "visitor_id": "down-visitor"},
             ).json()
-            assert body == {"experiment": "buyakilt-filters", "visitor_id": "down-visitor",
-                            "variant": expected, "recorded": False}
-            response = client.post("/v1/track", json={"visitor_id": "down-visitor",
-                                                      "event": "purchase", "value": 1})
+            assert body == {
+                "experiment": "buyakilt-filters",
+                "visitor_id": "down-visitor",
+                "variant": expected,
+                "recorded": False,
+            }
+            response = client.post(
+                "/v1/track", json={"visitor_id": "down-visitor", "event": "purchase", "value": 1}
+            )
             assert response.status_code == 503
             assert response.headers["retry-after"] == "1"
             assert response.json()["error"] == "unavailable"

@@ -55,7 +55,10 @@ def _assert_error(response: Any, status: int, *needles: str) -> None:
     ],
 )
 def test_assign_rejects_malformed_parameters(
-    running: TestClient, redis_url: str, key_prefix: str, params: dict[str, str],
+    running: TestClient,
+    redis_url: str,
+    key_prefix: str,
+    params: dict[str, str],
     needles: list[str],
 ) -> None:
     before = _snapshot(redis_url, key_prefix)
@@ -83,8 +86,10 @@ def test_unknown_experiment_is_404(running: TestClient) -> None:
         ('{"visitor_id": "known", "event": "bad event!"}', ["event", "bad event!"]),
         ('{"visitor_id": "known", "event": "purchase", "event_id": "a b"}', ["event_id"]),
         ('{"visitor_id": "known", "event": "purchase", "extra": 1}', ["extra"]),
-        ('{"visitor_id": "known", "event": "purchase", "timestamp": "2001-01-01T00:00:00Z"}',
-         ["timestamp", "7 days"]),
+        (
+            '{"visitor_id": "known", "event": "purchase", "timestamp": "2001-01-01T00:00:00Z"}',
+            ["timestamp", "7 days"],
+        ),
         ('{"visitor_id": "known", "event": "purchase"', ["body", "not valid JSON"]),
         ("[]", ["body"]),
     ],
@@ -93,9 +98,7 @@ def test_track_rejects_bad_events_and_writes_nothing(
     running: TestClient, redis_url: str, key_prefix: str, body: str, needles: list[str]
 ) -> None:
     before = _snapshot(redis_url, key_prefix)
-    response = running.post(
-        "/v1/track", content=body, headers={"Content-Type": "application/json"}
-    )
+    response = running.post("/v1/track", content=body, headers={"Content-Type": "application/json"})
     _assert_error(response, 422, *needles)
     assert _snapshot(redis_url, key_prefix) == before
 
@@ -107,8 +110,8 @@ def test_batch_with_one_bad_event_writes_none(
     before = _snapshot(redis_url, key_prefix)
     response = running.post(
         "/v1/track/batch",
-        content='{"events": [%s, {"visitor_id": "known", "event": "purchase", "value": NaN}]}'
-        % ('{"visitor_id": "known", "event": "purchase", "value": 10}'),
+        content='{"events": [{"visitor_id": "known", "event": "purchase", "value": 10}, '
+        '{"visitor_id": "known", "event": "purchase", "value": NaN}]}',
         headers={"Content-Type": "application/json"},
     )
     _assert_error(response, 422, "events.1.value")
@@ -132,8 +135,9 @@ def test_oversized_payload_is_413_and_writes_nothing(
             yield b"x" * 65536
         yield b'"}'
 
-    response = running.post("/v1/track", content=chunks(),
-                            headers={"Content-Type": "application/json"})
+    response = running.post(
+        "/v1/track", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     _assert_error(response, 413, "at most")
     assert _snapshot(redis_url, key_prefix) == before
 
@@ -149,7 +153,11 @@ def test_oversized_payload_is_413_and_writes_nothing(
     ],
 )
 def test_admin_endpoints_need_the_key(
-    running: TestClient, redis_url: str, key_prefix: str, method: str, path: str,
+    running: TestClient,
+    redis_url: str,
+    key_prefix: str,
+    method: str,
+    path: str,
     body: dict[str, Any] | None,
 ) -> None:
     before = _snapshot(redis_url, key_prefix)
@@ -163,18 +171,34 @@ def test_admin_endpoints_need_the_key(
     ("definition", "needles"),
     [
         ({**BUYAKILT, "coverage": 1.2}, ["coverage", "1.2", "less than or equal to 1"]),
-        ({**BUYAKILT, "variants": [{"key": "a", "weight": 0.7}, {"key": "b", "weight": 0.7}]},
-         ["weights must sum to 1, got 1.4"]),
-        ({**BUYAKILT, "metrics": [*BUYAKILT["metrics"][:4],
-                                  {"name": "aov", "kind": "ratio", "numerator": "revenue",
-                                   "denominator": "refunds"}]},
-         ["unknown metric 'refunds'"]),
+        (
+            {**BUYAKILT, "variants": [{"key": "a", "weight": 0.7}, {"key": "b", "weight": 0.7}]},
+            ["weights must sum to 1, got 1.4"],
+        ),
+        (
+            {
+                **BUYAKILT,
+                "metrics": [
+                    *BUYAKILT["metrics"][:4],
+                    {
+                        "name": "aov",
+                        "kind": "ratio",
+                        "numerator": "revenue",
+                        "denominator": "refunds",
+                    },
+                ],
+            },
+            ["unknown metric 'refunds'"],
+        ),
         ({**BUYAKILT, "key": "Buy Kilt"}, ["key", "Buy Kilt"]),
         ({**BUYAKILT, "status": "running"}, ["status", "Extra inputs are not permitted"]),
     ],
 )
 def test_invalid_definitions_are_refused(
-    client: TestClient, redis_url: str, key_prefix: str, definition: dict[str, Any],
+    client: TestClient,
+    redis_url: str,
+    key_prefix: str,
+    definition: dict[str, Any],
     needles: list[str],
 ) -> None:
     before = _snapshot(redis_url, key_prefix)
@@ -183,13 +207,21 @@ def test_invalid_definitions_are_refused(
 
 
 def test_lifecycle_conflicts(running: TestClient) -> None:
-    _assert_error(running.post("/v1/experiments", json=BUYAKILT, headers=AUTH), 409,
-                  "already exists")
+    _assert_error(
+        running.post("/v1/experiments", json=BUYAKILT, headers=AUTH), 409, "already exists"
+    )
     path = "/v1/experiments/buyakilt-filters"
-    _assert_error(running.patch(path, json={"status": "draft"}, headers=AUTH), 409,
-                  "'running' to 'draft'")
-    _assert_error(running.patch(path, json={"winner": "filters"}, headers=AUTH), 422,
-                  "winner is set only together with status 'stopped'")
-    _assert_error(running.patch(path, json={"status": "stopped", "winner": "nobody"},
-                                headers=AUTH), 422, "winner must be one of")
+    _assert_error(
+        running.patch(path, json={"status": "draft"}, headers=AUTH), 409, "'running' to 'draft'"
+    )
+    _assert_error(
+        running.patch(path, json={"winner": "filters"}, headers=AUTH),
+        422,
+        "winner is set only together with status 'stopped'",
+    )
+    _assert_error(
+        running.patch(path, json={"status": "stopped", "winner": "nobody"}, headers=AUTH),
+        422,
+        "winner must be one of",
+    )
     _assert_error(running.patch(path, json={"status": "finished"}, headers=AUTH), 422, "status")
