@@ -10,7 +10,7 @@ O(variants x metrics x shards) reads however many visitors there are.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -447,5 +447,5 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-def encode_attributes(attributes: dict[str, object] | None) -> str:
+def encode_attributes(attributes: Mapping[str, object] | None) -> str:
     return json.dumps(attributes or {}, separators=(",", ":"), sort_keys=True)

@@ -24,6 +24,7 @@ from experiments.errors import (
 from experiments.keys import Keyspace
 from experiments.store import Store, connect
 from service.definitions_cache import DefinitionCache
+from service.metrics import Metrics
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = Store(client, Keyspace(settings.key_prefix), log_max_length=settings.log_max_length)
         app.state.settings = settings
         app.state.store = store
+        app.state.metrics = Metrics()
         app.state.definitions = DefinitionCache(store, ttl_seconds=settings.definitions_ttl_seconds)
         try:
             yield

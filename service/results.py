@@ -14,7 +14,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import stats
 from experiments.definitions import Experiment, Metric, MetricKind
@@ -184,7 +184,7 @@ def _sequential(
 ) -> dict[str, Any]:
     if metric.kind is MetricKind.RATIO or not cumulative:
         return {"sequential_pvalue": None, "series": []}
-    looks = []
+    looks: list[Any] = []  # (control, treatment) pairs of one summary type
     for day in cumulative:
         c, t = summary_of(metric, by_name, day[0]), summary_of(metric, by_name, day[index])
         looks.append((c, t))
@@ -240,7 +240,9 @@ def _progress(
     if baseline is None or baseline == 0:
         out["reason"] = "the control has no data for the primary metric yet"
         return out
-    kind = "conversion" if primary["kind"] == "conversion" else "mean"
+    kind: Literal["conversion", "mean"] = (
+        "conversion" if primary["kind"] == "conversion" else "mean"
+    )
     std: float | None = None
     if kind == "mean":
         metric = next(m for m in experiment.metrics if m.primary)

@@ -13,6 +13,7 @@ from experiments.definitions import Experiment, Status
 from experiments.errors import InvalidDefinitionError, StoreUnavailableError
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
 from service.deps import Definitions, StoreDep
+from service.metrics import Metrics
 from service.schemas import (
     EXPERIMENT_KEY_PATTERN,
     EXPERIMENT_KEY_RULE,
@@ -44,6 +45,7 @@ def _json(payload: object) -> Response:
 
 async def _assign(
     store: Store,
+    metrics: Metrics,
     experiments: list[Experiment],
     visitor_id: str,
     attributes_json: str = "{}",
@@ -72,12 +74,17 @@ async def _assign(
                 attributes_json=attributes_json,
             )
             indexes = [e.variant_index for e in exposures]
+            new = sum(e.recorded_now for e in exposures)
+            if new:
+                metrics.exposures.inc(new)
         except StoreUnavailableError:
             # Answer from the hash so the page still renders; the caller learns it was not stored.
             recorded = False
+            metrics.store_errors.inc()
             indexes = [index for _, index in to_record]
         for (experiment, _), index in zip(to_record, indexes, strict=True):
             answer[experiment.key] = experiment.variant_keys[index] if index >= 0 else None
+    (metrics.assigned_recorded if recorded else metrics.assigned_unrecorded).inc(len(experiments))
     return answer, recorded
 
 
@@ -109,7 +116,7 @@ async def assign_one(request: Request) -> Response:
         )
     state = request.app.state
     definition = await state.definitions.get(experiment)
-    answer, recorded = await _assign(state.store, [definition], visitor_id)
+    answer, recorded = await _assign(state.store, state.metrics, [definition], visitor_id)
     return _json(
         {
             "experiment": experiment,
@@ -151,14 +158,18 @@ ASSIGN_ONE_OPENAPI: dict[str, object] = {
 
 @router.post("/v1/assign", response_model=AssignResponse, summary="Assign to several experiments")
 async def assign_many(
-    body: AssignRequest, store: StoreDep, definitions: Definitions
+    request: Request, body: AssignRequest, store: StoreDep, definitions: Definitions
 ) -> AssignResponse:
     if body.experiments is None:
         chosen = await definitions.running()
     else:
         chosen = [await definitions.get(key) for key in dict.fromkeys(body.experiments)]
     answer, recorded = await _assign(
-        store, chosen, body.visitor_id, encode_attributes(body.attributes)
+        store,
+        request.app.state.metrics,
+        chosen,
+        body.visitor_id,
+        encode_attributes(body.attributes),
     )
     return AssignResponse(visitor_id=body.visitor_id, assignments=answer, recorded=recorded)
 
@@ -181,6 +192,12 @@ def _to_event(body: TrackRequest, now: float, field: str) -> TrackEvent:
     )
 
 
+def _count(metrics: Metrics, outcomes: list[dict[str, TrackOutcome]]) -> None:
+    for outcome in outcomes:
+        for kind in outcome.values():
+            metrics.events.labels(kind.name.lower()).inc()
+
+
 def _response(outcome: dict[str, TrackOutcome]) -> TrackResponse:
     def of(kind: TrackOutcome) -> list[str]:
         return sorted(k for k, v in outcome.items() if v is kind)
@@ -199,11 +216,26 @@ def _response(outcome: dict[str, TrackOutcome]) -> TrackResponse:
     summary="Record an event and credit it to every running experiment the visitor is in",
     responses={503: {"description": "store unavailable; retry after the Retry-After delay"}},
 )
-async def track(body: TrackRequest, store: StoreDep, definitions: Definitions) -> TrackResponse:
+async def track(
+    request: Request, body: TrackRequest, store: StoreDep, definitions: Definitions
+) -> TrackResponse:
     event = _to_event(body, time.time(), "")
     running = await definitions.running()
-    (outcome,) = await store.track(running, [event])
-    return _response(outcome)
+    outcomes = await _track(request, store, running, [event])
+    return _response(outcomes[0])
+
+
+async def _track(
+    request: Request, store: Store, running: list[Experiment], events: list[TrackEvent]
+) -> list[dict[str, TrackOutcome]]:
+    metrics: Metrics = request.app.state.metrics
+    try:
+        outcomes = await store.track(running, events)
+    except StoreUnavailableError:
+        metrics.store_errors.inc()
+        raise
+    _count(metrics, outcomes)
+    return outcomes
 
 
 @router.post(
@@ -212,12 +244,26 @@ async def track(body: TrackRequest, store: StoreDep, definitions: Definitions) -
     summary="Record up to 1,000 events; all are validated before any is written",
 )
 async def track_batch(
-    body: BatchTrackRequest, store: StoreDep, definitions: Definitions
+    request: Request, body: BatchTrackRequest, store: StoreDep, definitions: Definitions
 ) -> list[TrackResponse]:
     now = time.time()
     events = [_to_event(e, now, f"events.{i}.") for i, e in enumerate(body.events)]
     running = await definitions.running()
-    return [_response(o) for o in await store.track(running, events)]
+    return [_response(o) for o in await _track(request, store, running, events)]
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request, definitions: Definitions) -> Response:
+    state: Metrics = request.app.state.metrics
+    try:
+        experiments = await definitions.all()
+        for status in Status:
+            state.experiments.labels(status.value).set(
+                sum(e.status is status for e in experiments.values())
+            )
+    except StoreUnavailableError:
+        state.store_errors.inc()
+    return Response(state.render(), media_type="text/plain; version=0.0.4")
 
 
 @router.get("/healthz", summary="Liveness and Redis reachability")
