@@ -265,8 +265,8 @@ def test_metrics_endpoint_counts_assignments_and_events(client: TestClient) -> N
     client.post("/v1/track", json={"visitor_id": "m0", "event": "purchase", "value": 5})
     client.post("/v1/track", json={"visitor_id": "nobody", "event": "purchase", "value": 5})
     text = client.get("/metrics").text
-    assert "abacus_assignments_total{recorded=\"true\"} 4.0" in text
+    assert 'abacus_assignments_total{recorded="true"} 4.0' in text
     assert "abacus_exposures_recorded_total 3.0" in text
-    assert "abacus_events_total{outcome=\"credited\"} 1.0" in text
-    assert "abacus_events_total{outcome=\"not_exposed\"} 1.0" in text
-    assert "abacus_experiments{status=\"running\"} 1.0" in text
+    assert 'abacus_events_total{outcome="credited"} 1.0' in text
+    assert 'abacus_events_total{outcome="not_exposed"} 1.0' in text
+    assert 'abacus_experiments{status="running"} 1.0' in text
