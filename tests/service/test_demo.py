@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +25,15 @@ from tests.service.conftest import AUTH
 TEST_SCALE = 0.25
 SEED = 2024
 
+T = TypeVar("T")
+
+
+def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine on a loop in its own thread: Playwright's sync API, once a browser test
+    has started it, keeps an event loop running in the main thread for the whole session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
+
 
 def _load(settings: Settings, **options: Any) -> list[DemoOutcome]:
     async def run() -> list[DemoOutcome]:
@@ -34,7 +44,7 @@ def _load(settings: Settings, **options: Any) -> list[DemoOutcome]:
         finally:
             await client.aclose()
 
-    return asyncio.run(run())
+    return _run(run)
 
 
 def _totals(settings: Settings, cases: Sequence[CaseStudy]) -> list[list[VariantTotals]]:
@@ -47,7 +57,7 @@ def _totals(settings: Settings, cases: Sequence[CaseStudy]) -> list[list[Variant
         finally:
             await client.aclose()
 
-    return asyncio.run(run())
+    return _run(run)
 
 
 def test_the_demo_reports_every_published_lift_inside_its_interval(
@@ -110,3 +120,20 @@ def test_the_demo_refuses_a_nonsense_scale(settings: Settings) -> None:
 def test_the_cli_demo_loads_the_full_size_by_default() -> None:
     args = build_parser().parse_args(["demo"])
     assert (args.scale, args.seed, args.reset) == (1.0, 2024, False)
+
+
+def test_the_abacus_demo_command_loads_then_leaves_existing_experiments(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli import main
+
+    assert settings.redis_url is not None
+    monkeypatch.setenv("ABACUS_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("ABACUS_KEY_PREFIX", settings.key_prefix)
+    assert main(["demo", "--scale", "0.01", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "uk-tool-centre: 168 visitors" in out
+    assert "demo loaded in" in out and "(seed 3)" in out
+    assert main(["demo", "--scale", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("already exists, left as it is (abacus demo --reset recreates it)") == 5

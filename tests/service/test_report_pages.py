@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from typing import Any
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 
@@ -15,6 +17,15 @@ from experiments.keys import Keyspace
 from experiments.store import Store, connect
 from service.settings import Settings
 from tests.service.conftest import AUTH, BUYAKILT, create_running
+
+T = TypeVar("T")
+
+
+def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine on a loop in its own thread: Playwright's sync API, once a browser test
+    has started it, keeps an event loop running in the main thread for the whole session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
 
 
 def _text(page: str) -> str:
@@ -111,8 +122,12 @@ def test_a_sample_ratio_mismatch_puts_a_banner_over_every_verdict(
     _skew(settings, experiment)
     client.post(
         "/v1/track/batch",
-        json={"events": [{"visitor_id": f"s{i}", "event": "purchase", "value": 30.0}
-                         for i in range(0, 450, 7)]},
+        json={
+            "events": [
+                {"visitor_id": f"s{i}", "event": "purchase", "value": 30.0}
+                for i in range(0, 450, 7)
+            ]
+        },
     )
     page = _page(client, "/experiments/buyakilt-filters")
     text = _text(page)
@@ -137,4 +152,14 @@ def _skew(settings: Settings, experiment: Experiment) -> None:
             await store.record_exposure(experiment, f"s{i}", 0 if i < 300 else 1, now_ms=now_ms)
         await client.aclose()
 
-    asyncio.run(write())
+    _run(write)
+
+
+def test_an_experiment_without_metrics_renders(client: TestClient) -> None:
+    definition = {**BUYAKILT, "key": "no-metrics", "metrics": []}
+    create_running(client, definition)
+    _assign(client, "no-metrics", [f"v{i}" for i in range(10)])
+    text = _text(_page(client, "/experiments/no-metrics"))
+    assert "The experiment has no primary metric." in text
+    _no_fake_numbers(text)
+    assert "Not enough data" in _text(_page(client, "/"))

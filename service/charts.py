@@ -1,0 +1,208 @@
+"""Report charts drawn by matplotlib and returned as inline SVG markup.
+
+SVG needs no JavaScript and no network, scales with the page, and keeps a report one
+self-contained file. Figures are built with the object-oriented API (``Figure``, never
+``pyplot``), so no global figure state is shared between threads; the few rc settings that
+shape the SVG are applied under a lock. Callers run these functions in a worker thread.
+
+- :func:`lift_chart`: a forest plot of relative lifts with their intervals, one row per
+  metric and variant (or per experiment on the dashboard);
+- :func:`sequence_chart`: the cumulative relative lift over days with its confidence sequence.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+import matplotlib
+import matplotlib.dates as mdates
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+from matplotlib.typing import RcKeyType
+
+__all__ = ["LiftRow", "SequenceLine", "lift_chart", "sequence_chart"]
+
+Tone = Literal["winning", "losing", "inconclusive", "srm", "not_enough_data"]
+
+COLOURS: dict[str, str] = {
+    "winning": "#1a7f37",
+    "losing": "#cf222e",
+    "inconclusive": "#57606a",
+    "srm": "#9a6700",
+    "not_enough_data": "#8c959f",
+}
+LINE_COLOURS = ("#0969da", "#8250df", "#bf3989", "#1b7c83", "#953800")
+_RC: dict[RcKeyType, Any] = {
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
+    "font.size": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.edgecolor": "#8c959f",
+    "axes.labelcolor": "#24292f",
+    "xtick.color": "#57606a",
+    "ytick.color": "#24292f",
+}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LiftRow:
+    """One row of a forest plot: a label, the lift and its interval (None when undefined)."""
+
+    label: str
+    lift: float | None
+    interval: tuple[float, float] | None
+    tone: Tone
+
+
+@dataclass(frozen=True)
+class SequenceLine:
+    """One variant's cumulative relative lift and confidence sequence, day by day."""
+
+    label: str
+    dates: Sequence[date]
+    lifts: Sequence[float | None]
+    intervals: Sequence[tuple[float, float] | None]
+
+
+def _percent_axis(value: float, _position: object) -> str:
+    return f"{100 * value:+.0f}%" if value else "0%"
+
+
+def _to_svg(figure: Figure, chart_id: str, title: str) -> str:
+    buffer = io.StringIO()
+    settings: dict[RcKeyType, Any] = {"svg.hashsalt": chart_id, **_RC}
+    with matplotlib.rc_context(settings):
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]
+    # Drop the fixed size so the chart follows its container (the viewBox keeps the aspect);
+    # matplotlib escapes every text it writes, so the markup is safe to inline.
+    svg = re.sub(r'\s(width|height)="[\d.]+pt"', "", svg, count=2)
+    label = title.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    return svg.replace(
+        "<svg ", f'<svg class="chart" role="img" aria-label="{label}" id="{chart_id}" ', 1
+    )
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    with matplotlib.rc_context(_RC):
+        return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def lift_chart(rows: Sequence[LiftRow], *, chart_id: str, title: str, level: str) -> str:
+    """A forest plot of relative lifts: a dot per row, its interval as a bar, zero marked."""
+    with _LOCK:
+        figure = _new_figure(9, 1.0 + 0.4 * max(len(rows), 1))
+        with matplotlib.rc_context(_RC):
+            axes = figure.add_subplot()
+            positions = list(range(len(rows)))[::-1]
+            bounds: list[float] = [0.0]
+            for y, row in zip(positions, rows, strict=True):
+                colour = COLOURS[row.tone]
+                if row.lift is None or row.interval is None:
+                    axes.text(
+                        0,
+                        y,
+                        "  not enough data",
+                        va="center",
+                        color=colour,
+                        fontsize=9,
+                        style="italic",
+                    )
+                    continue
+                low, high = row.interval
+                axes.plot([low, high], [y, y], color=colour, linewidth=2.2, solid_capstyle="butt")
+                axes.plot([row.lift], [y], "o", color=colour, markersize=7)
+                axes.text(
+                    high,
+                    y + 0.22,
+                    f" {100 * row.lift:+.1f}%",
+                    color=colour,
+                    fontsize=8.5,
+                    va="bottom",
+                    ha="right",
+                )
+                bounds += [low, high]
+            axes.axvline(0, color="#24292f", linewidth=1)
+            axes.set_yticks(positions, [r.label for r in rows])
+            low, high = min(bounds), max(bounds)
+            pad = 0.08 * (high - low or 0.2)
+            axes.set_xlim(low - pad, high + pad)
+            axes.set_ylim(-0.7, len(rows) - 0.3)
+            axes.xaxis.set_major_formatter(FuncFormatter(_percent_axis))
+            axes.set_xlabel(f"relative lift over control, with its {level} interval")
+            axes.grid(axis="x", color="#d0d7de", linewidth=0.6)
+            axes.set_axisbelow(True)
+        return _to_svg(figure, chart_id, title)
+
+
+def _visible_range(lines: Sequence[SequenceLine]) -> tuple[float, float]:
+    """A y range that shows the settled part of each band; the first days' bands are huge."""
+    values: list[float] = [0.0]
+    for line in lines:
+        known = [i for i in line.intervals if i is not None]
+        settled = known[len(known) // 4 :]
+        values += [v for i in settled for v in i]
+        values += [v for v in line.lifts[len(line.lifts) // 4 :] if v is not None]
+    finite = [v for v in values if math.isfinite(v)]
+    low, high = min(finite), max(finite)
+    pad = 0.1 * (high - low or 0.2)
+    return low - pad, high + pad
+
+
+def sequence_chart(lines: Sequence[SequenceLine], *, chart_id: str, title: str, level: str) -> str:
+    """Cumulative relative lift per day with its always-valid confidence sequence as a band."""
+    with _LOCK:
+        figure = _new_figure(9, 3.2)
+        with matplotlib.rc_context(_RC):
+            axes = figure.add_subplot()
+            for index, line in enumerate(lines):
+                colour = LINE_COLOURS[index % len(LINE_COLOURS)]
+                nan = math.nan
+                lows = [i[0] if i else nan for i in line.intervals]
+                highs = [i[1] if i else nan for i in line.intervals]
+                lifts = [nan if v is None else v for v in line.lifts]
+                days = mdates.date2num(list(line.dates))  # type: ignore[no-untyped-call]
+                axes.fill_between(
+                    days,
+                    lows,
+                    highs,
+                    color=colour,
+                    alpha=0.15,
+                    linewidth=0,
+                    label=f"{line.label}: {level} confidence sequence",
+                )
+                axes.plot(
+                    days,
+                    lifts,
+                    color=colour,
+                    linewidth=2,
+                    marker="o",
+                    markersize=3,
+                    label=f"{line.label}: cumulative lift",
+                )
+            axes.axhline(0, color="#24292f", linewidth=1)
+            axes.set_ylim(*_visible_range(lines))
+            axes.yaxis.set_major_formatter(FuncFormatter(_percent_axis))
+            axes.set_ylabel("relative lift")
+            axes.grid(color="#d0d7de", linewidth=0.6)
+            axes.set_axisbelow(True)
+            axes.legend(
+                loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize=8, frameon=False
+            )
+            figure.autofmt_xdate(rotation=0, ha="center")
+            locator = mdates.AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
+            axes.xaxis.set_major_locator(locator)
+            formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+            axes.xaxis.set_major_formatter(formatter)
+        return _to_svg(figure, chart_id, title)
