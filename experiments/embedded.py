@@ -8,6 +8,7 @@ port on 127.0.0.1 for other processes such as benchmarks).
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import redis
 
@@ -60,6 +62,7 @@ class EmbeddedRedis:
         self.port = 0
         self._run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock: IO[str] | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -76,6 +79,7 @@ class EmbeddedRedis:
 
     def start(self, timeout_seconds: float = 15.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
         # A short private directory: unix socket paths are limited to ~100 bytes.
         self._run_dir = Path(tempfile.mkdtemp(prefix="abacus-redis-"))
         if self.tcp:
@@ -103,6 +107,19 @@ class EmbeddedRedis:
         )
         self._wait_ready(timeout_seconds)
         return self
+
+    def _lock_data_dir(self) -> None:
+        """Refuse a second server on the same append-only file (it would corrupt it)."""
+        lock = open(self.data_dir / "abacus.lock", "a+")  # noqa: SIM115 - held while running
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreUnavailableError(
+                f"data directory {self.data_dir} is in use by another embedded Redis (a running "
+                "'abacus serve'?); stop it, or point ABACUS_REDIS_URL at that server"
+            ) from None
+        self._lock = lock
 
     def _wait_ready(self, timeout_seconds: float) -> None:
         deadline = time.monotonic() + timeout_seconds
@@ -141,6 +158,9 @@ class EmbeddedRedis:
         if self._run_dir is not None:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._run_dir = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
