@@ -470,6 +470,10 @@ def not_found_html(key: str) -> str:
     return _templates().get_template("not_found.html").render(key=key)
 
 
+def login_html(next_path: str, error: str | None = None) -> str:
+    return _templates().get_template("login.html").render(next=next_path, error=error)
+
+
 # -- terminal --------------------------------------------------------------------------------
 
 _STYLE = {

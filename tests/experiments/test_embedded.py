@@ -20,9 +20,11 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_a_second_server_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
-    with EmbeddedRedis(tmp_path):
-        with pytest.raises(StoreUnavailableError, match="is in use by another embedded Redis"):
-            EmbeddedRedis(tmp_path).start()
+    with (
+        EmbeddedRedis(tmp_path),
+        pytest.raises(StoreUnavailableError, match="is in use by another embedded Redis"),
+    ):
+        EmbeddedRedis(tmp_path).start()
     # released on stop
     with EmbeddedRedis(tmp_path) as server:
         assert redis.Redis.from_url(server.url).ping()

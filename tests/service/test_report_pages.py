@@ -16,6 +16,7 @@ from experiments.definitions import Experiment
 from experiments.keys import Keyspace
 from experiments.store import Store, connect
 from service.settings import Settings
+from tests.conftest import ADMIN_KEY
 from tests.service.conftest import AUTH, BUYAKILT, create_running
 
 T = TypeVar("T")
@@ -58,11 +59,33 @@ def _visitors_in(definition: dict[str, Any], variant: int, count: int) -> list[s
     return found[:count]
 
 
-def test_pages_need_the_admin_key(client: TestClient) -> None:
+def test_pages_without_the_key_redirect_to_sign_in(client: TestClient) -> None:
     for path in ("/", "/experiments/anything"):
-        response = client.get(path)
-        assert response.status_code == 401
-        assert response.json()["error"] == "unauthorized"
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/login?next={path}"
+    assert "Sign in to Abacus" in _text(client.get("/login?next=/").text)
+
+
+def test_sign_in_gives_a_read_only_session(client: TestClient) -> None:
+    wrong = client.post("/login", data={"key": "guess", "next": "/"}, follow_redirects=False)
+    assert wrong.status_code == 401
+    assert "That is not the admin key" in wrong.text
+    assert "abacus_session" not in wrong.headers.get("set-cookie", "")
+    response = client.post(
+        "/login", data={"key": ADMIN_KEY, "next": "//evil.example/x"}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"  # never an off-site redirect
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and ADMIN_KEY not in cookie
+    assert client.get("/", follow_redirects=False).status_code == 200
+    assert client.get("/v1/experiments").status_code == 200  # reading the API works too
+    # but the session never authorises a change
+    response = client.post("/v1/experiments", json={"key": "x"})
+    assert response.status_code == 401
+    client.post("/logout")
+    assert client.get("/", follow_redirects=False).status_code == 303
 
 
 def test_an_unknown_experiment_is_a_404_page(client: TestClient) -> None:
