@@ -9,6 +9,7 @@ harmless for bucketing: a visitor's variant never changes once recorded.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from experiments.definitions import Experiment, Status
@@ -26,15 +27,23 @@ class DefinitionCache:
         self._checked = float("-inf")
         self._all: dict[str, Experiment] = {}
         self._running: list[Experiment] = []
+        self._lock = asyncio.Lock()
 
     def invalidate(self) -> None:
         self._checked = float("-inf")
         self._version = -1
 
     async def _refresh(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < self.ttl_seconds:
+        if time.monotonic() - self._checked < self.ttl_seconds:
             return
+        # Single flight: a burst of requests after a change waits for one read, not one each.
+        async with self._lock:
+            now = time.monotonic()
+            if now - self._checked < self.ttl_seconds:
+                return
+            await self._read(now)
+
+    async def _read(self, now: float) -> None:
         try:
             version = await self.store.definitions_version()
             if version != self._version:
