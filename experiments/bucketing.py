@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fnv_hash_fast import fnv1a_32 as _fnv1a_32_bytes
+
 __all__ = [
     "BucketRange",
     "bucket_ranges",
@@ -33,14 +35,19 @@ _MASK = 0xFFFFFFFF
 
 
 def fnv1a32(text: str) -> int:
-    """FNV-1a 32-bit over the UTF-16 code units of ``text`` (each unit folded in as one value)."""
-    h = _FNV_OFFSET
+    """FNV-1a 32-bit over the UTF-16 code units of ``text`` (each unit folded in as one value).
+
+    For ASCII text the UTF-16 code units equal the bytes, so the C implementation over the bytes
+    (fnv-hash-fast, ~0.07 µs) gives the identical hash; other text takes the pure path (~2 µs).
+    """
     if text.isascii():
-        # For ASCII the UTF-16 code units equal the bytes.
-        for unit in text.encode("ascii"):
-            h = ((h ^ unit) * _FNV_PRIME) & _MASK
-        return h
-    data = text.encode("utf-16-le")
+        return _fnv1a_32_bytes(text.encode("ascii"))
+    return _fnv1a32_utf16(text)
+
+
+def _fnv1a32_utf16(text: str) -> int:
+    h = _FNV_OFFSET
+    data = text.encode("utf-16-le", "surrogatepass")
     for i in range(0, len(data), 2):
         h = ((h ^ (data[i] | (data[i + 1] << 8))) * _FNV_PRIME) & _MASK
     return h
