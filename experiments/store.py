@@ -5,6 +5,16 @@ concurrent requests can neither double count, lose an event, nor give one visito
 Per-variant aggregates hold exactly the sufficient statistics the stats need (``n``, sum, sum of
 squares of per-visitor totals, cross products for ratios), so a read-out costs
 O(variants x metrics x shards) reads however many visitors there are.
+
+Two raw logs sit beside the aggregates (both Redis streams, capped at ``log_max_length`` entries
+per shard with ``XADD MAXLEN ~``; 0 turns both off). Each experiment shard's log gets every
+exposure and every credited event from the same Lua script that updates the aggregates, so up to
+the cap the log and the counts cannot disagree. The activity log, sharded by visitor, gets every
+tracked event whether or not any experiment credits it: the history a visitor had before being
+exposed, which CUPED uses as its covariate. It is written in the same round trip as the
+experiment scripts but is not part of their atomic write (it lives in other cluster slots); it
+never feeds the aggregates. Reads page through the streams with ``XRANGE``, so an export never
+holds more than a page.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
+from experiments.batching import ScriptBatcher
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import (
     ConflictError,
@@ -31,6 +42,8 @@ from experiments.keys import Keyspace, ShardKeys, shard_of
 
 __all__ = [
     "Exposure",
+    "LogPage",
+    "LogSnapshot",
     "Store",
     "TrackEvent",
     "TrackOutcome",
@@ -133,11 +146,70 @@ def _guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return wrapper
 
 
-def connect(url: str, *, cluster: bool = False) -> Any:
-    """An asyncio client for ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """Raw log entries as columns, in log order.
+
+    ``kinds`` holds ``"exposure"``, ``"event"`` (credited) or ``"pre_exposure"`` (an event of
+    an exposed visitor from before the exposure, read from the activity log). ``values`` are
+    the exact texts the service recorded. ``last_id`` is the stream id to resume after (None
+    when the stream had nothing more) and ``scanned`` the entries read to build the page.
+    """
+
+    last_id: str | None
+    scanned: int
+    kinds: list[str] = field(default_factory=list)
+    visitors: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
+    timestamps_ms: list[int] = field(default_factory=list)
+    events: list[str | None] = field(default_factory=list)
+    values: list[str | None] = field(default_factory=list)
+    attributes: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSnapshot:
+    """Where each stream ends when an export starts, and what the aggregates counted by then.
+
+    ``log_tails[s]`` is the last id of experiment shard ``s`` (None: empty), ``activity_tails``
+    the same for the activity shards; ``exposures`` is the number of exposures the aggregates
+    held just before the tails were read, and ``log_entries`` the experiment log's length.
+    An export that reads up to these ids is a fixed set of rows however long it takes.
+    """
+
+    log_tails: list[str | None]
+    activity_tails: list[str | None]
+    exposures: int
+    log_entries: int
+
+
+ARRIVAL_SLACK_MS = 3_600_000
+"""How far an event's time may lie after its arrival in the log (clients' clocks run ahead)."""
+
+
+def connect(url: str, *, cluster: bool = False, max_connections: int = 64) -> Any:
+    """An asyncio client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+    The pool is bounded and blocking: a burst of requests waits (up to 5 s) for one of
+    ``max_connections`` connections instead of failing with "too many connections"; Redis runs
+    one command at a time, so more connections would not make it faster.
+    """
     if cluster:
-        return aioredis.RedisCluster.from_url(url, decode_responses=True)
-    return aioredis.from_url(url, decode_responses=True, health_check_interval=30)
+        return aioredis.RedisCluster.from_url(
+            url, decode_responses=True, max_connections=max_connections
+        )
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        max_connections=max_connections,
+        timeout=5,
+    )
+    # from_pool: the client owns the pool, so aclose() closes its connections too.
+    return aioredis.Redis.from_pool(pool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +272,20 @@ class Store:
         *,
         log_max_length: int = 1_000_000,
         dedup_seconds: int = 7 * 86400,
+        activity_shards: int = 16,
     ) -> None:
+        if activity_shards < 1:
+            raise ValueError(f"activity_shards must be >= 1, got {activity_shards}")
         self.client = client
         self.keys = keyspace or Keyspace()
         self.log_max_length = log_max_length
         self.dedup_seconds = dedup_seconds
+        self.activity_shards = activity_shards
         self._assign = client.register_script(_script("assign.lua"))
+        # concurrent assignment requests share round trips (see experiments/batching.py)
+        self._assign_batcher = ScriptBatcher(client, self._assign)
         self._track = client.register_script(_script("track.lua"))
+        self._activity = client.register_script(_script("activity.lua"))
         self._put = client.register_script(_script("put_definition.lua"))
 
     # -- definitions -------------------------------------------------------------------------
@@ -322,22 +401,41 @@ class Store:
     ) -> list[Exposure]:
         """:meth:`record_exposure` for several experiments in one round trip."""
         try:
-            if len(calls) == 1:  # the hot path: one script call, no pipeline
+            if len(calls) == 1:  # the hot path: one script call, coalesced with its neighbours
                 experiment, index = calls[0]
                 keys, args = self._assign_call(
                     experiment, visitor_id, index, now_ms, attributes_json
                 )
-                got, new = await self._assign(keys=keys, args=args)
+                got, new = await self._assign_batcher.call(keys, args)
                 return [Exposure(int(got), bool(new))]
             results = await self._run_pipelined(
-                self._assign,
                 [
-                    self._assign_call(experiment, visitor_id, index, now_ms, attributes_json)
+                    (
+                        self._assign,
+                        *self._assign_call(experiment, visitor_id, index, now_ms, attributes_json),
+                    )
                     for experiment, index in calls
                 ],
             )
         except RedisError as exc:
             raise StoreUnavailableError(f"redis: {exc}") from exc
+        return [Exposure(int(i), bool(n)) for i, n in results]
+
+    @_guarded
+    async def record_exposure_batch(
+        self, experiment: Experiment, exposures: Sequence[tuple[str, int, int, str]]
+    ) -> list[Exposure]:
+        """:meth:`record_exposure` for many visitors in one round trip (imports, simulations).
+
+        ``exposures`` holds ``(visitor_id, variant_index, now_ms, attributes_json)`` per
+        visitor; each is recorded atomically on its own, as by :meth:`record_exposure`.
+        """
+        results = await self._run_pipelined(
+            [
+                (self._assign, *self._assign_call(experiment, visitor, index, ms, attributes))
+                for visitor, index, ms, attributes in exposures
+            ]
+        )
         return [Exposure(int(i), bool(n)) for i, n in results]
 
     def _track_call(
@@ -369,11 +467,28 @@ class Store:
         ]
         return keys, args
 
+    def _activity_call(self, event: TrackEvent) -> tuple[list[str], list[str | int]]:
+        k = self.keys.activity(shard_of(event.visitor_id, self.activity_shards))
+        keys = [k.log, k.event_id(event.event_id) if event.event_id else k.no_event_id]
+        args: list[str | int] = [
+            event.visitor_id,
+            event.event,
+            event.value_text,
+            event.timestamp_ms,
+            self.log_max_length,
+            self.dedup_seconds,
+            1 if event.event_id else 0,
+        ]
+        return keys, args
+
     @_guarded
     async def track(
         self, experiments: Sequence[Experiment], events: Sequence[TrackEvent]
     ) -> list[dict[str, TrackOutcome]]:
-        """Credit each event to each experiment with a metric on it; outcomes per event."""
+        """Credit each event to each experiment with a metric on it; outcomes per event.
+
+        Every event also goes to the activity log (when the log is on), credited or not.
+        """
         calls: list[tuple[int, str, tuple[list[str], list[str | int]]]] = []
         for position, event in enumerate(events):
             for experiment in experiments:
@@ -383,30 +498,43 @@ class Store:
                         (position, experiment.key, self._track_call(experiment, plan, event))
                     )
         outcomes: list[dict[str, TrackOutcome]] = [{} for _ in events]
-        if not calls:
+        script_calls = [(self._track, *call) for _, _, call in calls]
+        if self.log_max_length > 0:
+            script_calls += [(self._activity, *self._activity_call(e)) for e in events]
+        if not script_calls:
             return outcomes
-        results = await self._run_pipelined(self._track, [c[2] for c in calls])
-        for (position, key, _), (code, _variant) in zip(calls, results, strict=True):
+        results = await self._run_pipelined(script_calls)
+        for (position, key, _), (code, _variant) in zip(calls, results[: len(calls)], strict=True):
             outcomes[position][key] = TrackOutcome(int(code))
         return outcomes
 
     async def _run_pipelined(
-        self, script: Any, calls: Sequence[tuple[list[str], list[str | int]]]
+        self, calls: Sequence[tuple[Any, list[str], list[str | int]]]
     ) -> list[Any]:
-        """Run one script many times in one round trip; each call stays atomic on its own."""
-        for attempt in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            try:
-                return list(await pipe.execute())
-            except NoScriptError:
-                if attempt:
-                    raise
-                # The server lost its script cache (restart, SCRIPT FLUSH): reload and retry.
-                # NOSCRIPT fails before a script runs, so nothing was written by this batch.
+        """Run scripts many times in one round trip; each call stays atomic on its own.
+
+        A call refused with NOSCRIPT (the server lost its script cache: restart, SCRIPT FLUSH)
+        did not run, so exactly those calls are retried once the scripts are loaded again; the
+        others ran and are not repeated.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        results = list(await pipe.execute(raise_on_error=False))
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
                 await self.client.script_load(script.script)
-        raise AssertionError("unreachable")
+            pipe = self.client.pipeline(transaction=False)
+            for i in missing:
+                script, keys, args = calls[i]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            for i, result in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
 
     # -- read-outs ---------------------------------------------------------------------------
 
@@ -441,6 +569,123 @@ class Store:
     async def assignment_of(self, experiment: Experiment, visitor_id: str) -> int | None:
         raw = await self.client.hget(self._shard(experiment, visitor_id).assign, visitor_id)
         return None if raw is None else int(str(raw).split(":", 1)[0])
+
+    # -- raw logs ----------------------------------------------------------------------------
+
+    @_guarded
+    async def log_snapshot(self, experiment: Experiment) -> LogSnapshot:
+        """The last id of every log shard an export of ``experiment`` reads, and the counts.
+
+        The aggregates are read before the tails, so every exposure they count is at or
+        before a tail: an export with fewer exposure rows than ``exposures`` lost some to the
+        log's cap.
+        """
+        shards = [self.keys.shard(experiment.key, s) for s in range(experiment.shards)]
+        pipe = self.client.pipeline(transaction=False)
+        for k in shards:
+            pipe.hgetall(k.agg)
+        for k in shards:
+            pipe.xrevrange(k.log, count=1)
+            pipe.xlen(k.log)
+        for a in range(self.activity_shards):
+            pipe.xrevrange(self.keys.activity(a).log, count=1)
+        raw = await pipe.execute()
+        n = len(shards)
+        exposures = sum(t.n for t in _fold(raw[:n], len(experiment.variants)))
+        tails = raw[n : 3 * n : 2]
+        lengths = raw[n + 1 : 3 * n : 2]
+        return LogSnapshot(
+            log_tails=[t[0][0] if t else None for t in tails],
+            activity_tails=[t[0][0] if t else None for t in raw[3 * n :]],
+            exposures=exposures,
+            log_entries=sum(int(x) for x in lengths),
+        )
+
+    @_guarded
+    async def log_page(
+        self, experiment: Experiment, shard: int, *, after: str | None, until: str, count: int
+    ) -> LogPage:
+        """Up to ``count`` entries of one experiment shard's log after ``after``, to ``until``."""
+        start = "-" if after is None else f"({after}"
+        entries = await self.client.xrange(
+            self.keys.shard(experiment.key, shard).log, min=start, max=until, count=count
+        )
+        fields = [f for _, f in entries]
+        return LogPage(
+            last_id=entries[-1][0] if entries else None,
+            scanned=len(entries),
+            kinds=[f.get("type", "") for f in fields],
+            visitors=[f.get("visitor", "") for f in fields],
+            variants=[f.get("variant", "") for f in fields],
+            timestamps_ms=[int(f.get("ts", 0)) for f in fields],
+            events=[f.get("event") for f in fields],
+            values=[f.get("value") for f in fields],
+            attributes=[f.get("attributes") for f in fields],
+        )
+
+    @_guarded
+    async def pre_exposure_page(
+        self,
+        experiment: Experiment,
+        shard: int,
+        *,
+        after: str | None,
+        until: str,
+        count: int,
+        lookback_ms: int | None = None,
+    ) -> LogPage:
+        """Events of ``experiment``'s visitors from before their exposure, from the activity log.
+
+        Reads up to ``count`` entries of activity shard ``shard`` after id ``after``, keeps the
+        events some metric of the experiment reads, looks their visitors' exposures up (one
+        pipelined ``HMGET`` per experiment shard) and returns those that happened strictly
+        before the visitor's exposure (and, with ``lookback_ms``, at most that long before),
+        with the visitor's variant. With ``lookback_ms`` the first page skips the entries that
+        arrived too early to qualify: those older than the experiment's start minus the
+        lookback (and :data:`ARRIVAL_SLACK_MS` for clocks running ahead).
+        """
+        start = "-" if after is None else f"({after}"
+        if after is None and lookback_ms is not None:
+            began_s = experiment.started_at or experiment.created_at or 0.0
+            start = str(max(0, int(began_s * 1000) - lookback_ms - ARRIVAL_SLACK_MS))
+        entries = await self.client.xrange(
+            self.keys.activity(shard).log, min=start, max=until, count=count
+        )
+        page = LogPage(last_id=entries[-1][0] if entries else None, scanned=len(entries))
+        wanted = experiment.events()
+        rows = [f for _, f in entries if f.get("event") in wanted]
+        by_shard: dict[int, list[str]] = {}
+        for visitor in dict.fromkeys(f["visitor"] for f in rows):
+            by_shard.setdefault(shard_of(visitor, experiment.shards), []).append(visitor)
+        if not by_shard:
+            return page
+        pipe = self.client.pipeline(transaction=False)
+        for s, visitors in by_shard.items():
+            pipe.hmget(self.keys.shard(experiment.key, s).assign, visitors)
+        exposed: dict[str, tuple[str, int]] = {}
+        keys = experiment.variant_keys
+        for visitors, found in zip(by_shard.values(), await pipe.execute(), strict=True):
+            for visitor, raw in zip(visitors, found, strict=True):
+                if raw is None:
+                    continue
+                index, _, ms = str(raw).partition(":")
+                if int(index) < len(keys):
+                    exposed[visitor] = (keys[int(index)], int(ms))
+        for f in rows:
+            hit = exposed.get(f["visitor"])
+            ts = int(f.get("ts", 0))
+            if hit is None or ts >= hit[1]:
+                continue
+            if lookback_ms is not None and ts < hit[1] - lookback_ms:
+                continue
+            page.kinds.append("pre_exposure")
+            page.visitors.append(f["visitor"])
+            page.variants.append(hit[0])
+            page.timestamps_ms.append(ts)
+            page.events.append(f.get("event"))
+            page.values.append(f.get("value"))
+            page.attributes.append(None)
+        return page
 
 
 def _glob_escape(text: str) -> str:

@@ -176,6 +176,66 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count_rows(path: Path, fmt: str) -> int:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+    return lines - 1 if fmt == "csv" else lines
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    from service.client import Client, ClientError
+
+    console = Console(stderr=True)
+    out = Path(args.out)
+    with (
+        Client(args.url, os.environ.get("ABACUS_ADMIN_KEY")) as client,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
+        task = progress.add_task(f"{args.key} events ({args.format})", total=None)
+        try:
+            download = client.download_events(
+                args.key,
+                out,
+                format=args.format,
+                pre_exposure=not args.no_pre_exposure,
+                lookback_days=args.lookback_days,
+                on_progress=lambda size: progress.advance(task, size),
+            )
+        except ClientError as exc:
+            out.unlink(missing_ok=True)
+            raise SystemExit(f"error {exc.status}: {exc.message}") from exc
+        progress.update(task, total=download.bytes, completed=download.bytes)
+    rows = _count_rows(out, args.format)
+    print(
+        f"wrote {rows:,} rows of {args.key} ({download.exposures:,} exposures counted) to {out} "
+        f"({download.bytes:,} bytes)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="abacus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +277,26 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--json", action="store_true", help="print the raw results JSON")
     results.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
     results.set_defaults(run=_results)
+
+    export = sub.add_parser(
+        "export", help="download an experiment's raw event log (Parquet, CSV or JSON Lines)"
+    )
+    export.add_argument("key", help="experiment key")
+    export.add_argument("--format", choices=["parquet", "csv", "json"], default="parquet")
+    export.add_argument("--out", required=True, help="file to write, e.g. events.parquet")
+    export.add_argument(
+        "--no-pre-exposure",
+        action="store_true",
+        help="leave out the visitors' events from before their exposure",
+    )
+    export.add_argument(
+        "--lookback-days",
+        type=int,
+        default=30,
+        help="pre-exposure events at most this many days before each exposure (default 30)",
+    )
+    export.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
+    export.set_defaults(run=_export)
     return parser
 
 

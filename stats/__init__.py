@@ -13,7 +13,16 @@ treatment / control - 1; undefined quantities are NaN (or None) with a ``reason`
 from stats.bayesian import chance_to_be_best, chance_to_beat_control
 from stats.cuped import cuped
 from stats.errors import InvalidInputError, StatsError, UndefinedResultWarning
-from stats.frames import Metric, MetricKind, summarise_aggregates, summarise_visitors
+from stats.frames import (
+    PRE_EXPOSURE_SUFFIX,
+    IncompleteLogWarning,
+    Metric,
+    MetricKind,
+    definition_metrics,
+    summarise_aggregates,
+    summarise_visitors,
+    visitor_rows,
+)
 from stats.frequentist import compare_means, compare_proportions, compare_ratios
 from stats.multiple_testing import AdjustmentMethod, adjust_pvalues
 from stats.power import PowerKind, days_remaining, minimum_detectable_effect, sample_size
@@ -32,11 +41,13 @@ from stats.tables import COMPARISON_COLUMNS, compare_frame, compare_summaries
 __all__ = [
     "COMPARISON_COLUMNS",
     "DEFAULT_TUNING_VISITORS",
+    "PRE_EXPOSURE_SUFFIX",
     "AdjustmentMethod",
     "BayesianResult",
     "ComparisonResult",
     "CupedResult",
     "CupedSummary",
+    "IncompleteLogWarning",
     "InvalidInputError",
     "MeanSummary",
     "Metric",
@@ -59,10 +70,12 @@ __all__ = [
     "compare_summaries",
     "cuped",
     "days_remaining",
+    "definition_metrics",
     "minimum_detectable_effect",
     "msprt",
     "sample_size",
     "srm_test",
     "summarise_aggregates",
     "summarise_visitors",
+    "visitor_rows",
 ]

@@ -13,8 +13,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings
 
 from experiments.embedded import EmbeddedRedis
+
+# Property tests draw the same examples on every run (CI must not depend on luck) and have no
+# deadline (these machines are shared and noisy).
+settings.register_profile("abacus", derandomize=True, database=None, deadline=None)
+settings.load_profile("abacus")
 
 _counter = itertools.count()
 

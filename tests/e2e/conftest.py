@@ -18,8 +18,13 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module.
+
+    Playwright's sync API keeps an event loop running on the main thread while it is started,
+    so it is stopped after each module: tests elsewhere call ``asyncio.run`` themselves.
+    """
     executable = shutil.which("chromium")
     if executable is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run does")

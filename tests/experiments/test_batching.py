@@ -46,11 +46,14 @@ def test_concurrent_calls_are_coalesced_and_answer_each_caller(
         return [str(a) for a in answers], sent
 
     answers, pipelines = asyncio.run(main())
-    # first writer per field wins and every later caller sees that value
-    assert answers == [f"w{i % 100}" for i in range(300)]
     assert pipelines == 6  # 300 calls in batches of at most 50, not 300 round trips
     stored = redis.Redis.from_url(redis_url, decode_responses=True).hgetall(f"{key_prefix}:h")
-    assert stored == {f"f{i}": f"w{i}" for i in range(100)}
+    # Batches run in parallel, so which racing writer wins is open; that every caller of a
+    # field is told the one stored value, and that it came from one of its writers, is not.
+    assert set(stored) == {f"f{i}" for i in range(100)}
+    for i in range(300):
+        assert answers[i] == stored[f"f{i % 100}"]
+        assert stored[f"f{i % 100}"] in {f"w{i % 100}", f"w{i % 100 + 100}", f"w{i % 100 + 200}"}
 
 
 def test_script_cache_loss_is_recovered_without_double_writes(

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 
 from stats import (
     CupedSummary,
+    IncompleteLogWarning,
     InvalidInputError,
     MeanSummary,
     Metric,
@@ -27,8 +29,10 @@ from stats import (
     compare_ratios,
     compare_summaries,
     cuped,
+    definition_metrics,
     summarise_aggregates,
     summarise_visitors,
+    visitor_rows,
 )
 from stats.tables import COMPARISON_COLUMNS
 
@@ -229,6 +233,184 @@ def test_invalid_frames() -> None:
         Metric("aov", kind="ratio")
     with pytest.raises(InvalidInputError, match="kind must be one of"):
         Metric("x", kind="median")  # type: ignore[arg-type]
+
+
+# -- raw event logs (the service's events export) --------------------------------------------
+
+DEFINITION_METRICS = [
+    {"name": "conversion", "kind": "conversion", "event": "purchase", "primary": True},
+    {"name": "revenue", "kind": "mean", "event": "purchase"},
+    {"name": "orders", "kind": "count", "event": "purchase"},
+    {"name": "cart_visits", "kind": "count", "event": "cart_view"},
+    {"name": "aov", "kind": "ratio", "numerator": "revenue", "denominator": "orders"},
+]
+
+
+def _log(rows: list[tuple[str, str, str, float, str | None, float | None, object]]) -> Any:
+    """An events export from (type, visitor, variant, day, event, value, attributes) rows."""
+    frame = pd.DataFrame(
+        rows, columns=["type", "visitor_id", "variant", "day", "event", "value", "attributes"]
+    )
+    frame["timestamp"] = pd.to_datetime(frame.pop("day"), unit="D", utc=True)
+    return frame
+
+
+LOG = [
+    ("exposure", "ann", "control", 10.0, None, None, '{"device":"mobile"}'),
+    ("exposure", "bob", "filters", 11.0, None, None, {"device": "desktop", "plan": "pro"}),
+    ("exposure", "cy", "filters", 12.0, None, None, None),
+    ("event", "ann", "control", 10.5, "purchase", 20.0, None),
+    ("event", "ann", "control", 10.6, "purchase", 5.5, None),
+    ("event", "ann", "control", 10.7, "cart_view", 0.0, None),
+    ("event", "bob", "filters", 11.2, "purchase", 0.0, None),
+    ("pre_exposure", "bob", "filters", 10.0, "purchase", 40.0, None),
+    ("pre_exposure", "bob", "filters", 1.0, "cart_view", 0.0, None),  # 10 days before
+    ("pre_exposure", "cy", "filters", 12.0, "purchase", 9.0, None),  # not before: left out
+]
+
+
+def test_definition_metrics_reads_an_experiment_definition() -> None:
+    plain = definition_metrics(DEFINITION_METRICS)
+    assert [(m.name, m.kind, m.event, m.covariate) for m in plain] == [
+        ("conversion", "conversion", "purchase", None),
+        ("revenue", "mean", "purchase", None),
+        ("orders", "count", "purchase", None),
+        ("cart_visits", "count", "cart_view", None),
+        ("aov", "ratio", None, None),
+    ]
+    assert (plain[-1].numerator, plain[-1].denominator) == ("revenue", "orders")
+    adjusted = definition_metrics(DEFINITION_METRICS, cuped=True)
+    assert [m.covariate for m in adjusted] == [
+        "conversion_pre",
+        "revenue_pre",
+        "orders_pre",
+        "cart_visits_pre",
+        None,
+    ]
+    with pytest.raises(InvalidInputError, match=r"metrics\[0\] \('x'\) needs an 'event'"):
+        definition_metrics([{"name": "x", "kind": "mean"}])
+    with pytest.raises(InvalidInputError, match=r"metrics\[0\].kind must be one of"):
+        definition_metrics([{"name": "x", "kind": "median", "event": "e"}])
+    with pytest.raises(InvalidInputError, match=r"metrics\[1\] must be a mapping"):
+        definition_metrics([DEFINITION_METRICS[0], "revenue"])  # type: ignore[list-item]
+    with pytest.raises(InvalidInputError, match="a ratio reads its numerator and denominator"):
+        Metric("aov", kind="ratio", numerator="a", denominator="b", event="purchase")
+
+
+def test_visitor_rows_compute_each_metric_as_the_service_does() -> None:
+    rows = visitor_rows(
+        _log(LOG), metrics=definition_metrics(DEFINITION_METRICS), attributes=["device", "plan"]
+    )
+    assert list(rows.columns) == [
+        "visitor_id",
+        "variant",
+        "exposed_at",
+        "device",
+        "plan",
+        "conversion",
+        "revenue",
+        "orders",
+        "cart_visits",
+        "conversion_pre",
+        "revenue_pre",
+        "orders_pre",
+        "cart_visits_pre",
+    ]
+    by_visitor = rows.set_index("visitor_id")
+    assert by_visitor.loc["ann", ["conversion", "revenue", "orders", "cart_visits"]].tolist() == [
+        1,
+        25.5,
+        2,
+        1,
+    ]
+    # A zero-valued purchase still converts and counts as an order.
+    assert by_visitor.loc["bob", ["conversion", "revenue", "orders"]].tolist() == [1, 0.0, 1]
+    assert by_visitor.loc["cy", ["conversion", "revenue", "orders", "cart_visits"]].sum() == 0
+    assert by_visitor.loc["bob", ["conversion_pre", "revenue_pre", "cart_visits_pre"]].tolist() == [
+        1,
+        40.0,
+        1,
+    ]
+    assert by_visitor.loc["cy", "revenue_pre"] == 0.0  # at the exposure instant: not before
+    assert by_visitor.device.tolist()[:2] == ["mobile", "desktop"]
+    assert pd.isna(by_visitor.loc["cy", "device"]) and pd.isna(by_visitor.loc["ann", "plan"])
+    assert rows.visitor_id.tolist() == ["ann", "bob", "cy"]  # by exposure time
+    # A lookback window keeps only the recent history; ISO text timestamps are read too.
+    text = _log(LOG).assign(timestamp=lambda f: f.timestamp.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    recent = visitor_rows(text, metrics=definition_metrics(DEFINITION_METRICS), lookback_days=5)
+    assert recent.set_index("visitor_id").loc["bob", "cart_visits_pre"] == 0
+    assert recent.set_index("visitor_id").loc["bob", "revenue_pre"] == 40.0
+
+
+def test_visitor_rows_feed_the_comparison_table_and_cuped() -> None:
+    rng = np.random.default_rng(5)
+    log = []
+    for i in range(400):
+        variant = "control" if i % 2 else "filters"
+        log.append(("exposure", f"v{i}", variant, 20.0, None, None, None))
+        habit = rng.poisson(1.0)
+        for _ in range(habit):
+            log.append(("pre_exposure", f"v{i}", variant, 10.0, "cart_view", 0.0, None))
+        for _ in range(rng.poisson(0.5 + habit + (0.3 if variant == "filters" else 0.0))):
+            log.append(("event", f"v{i}", variant, 21.0, "cart_view", 0.0, None))
+        if rng.random() < 0.1:
+            value = round(float(rng.gamma(2.0, 15.0)), 2)
+            log.append(("event", f"v{i}", variant, 21.0, "purchase", value, None))
+            log.append(("event", f"v{i}", variant, 21.1, "purchase", 10.0, None))
+    rows = visitor_rows(_log(log), metrics=definition_metrics(DEFINITION_METRICS))
+    plain = compare_frame(rows, metrics=definition_metrics(DEFINITION_METRICS), control="control")
+    assert set(plain.metric) == {m["name"] for m in DEFINITION_METRICS}
+    adjusted = compare_frame(
+        rows, metrics=definition_metrics(DEFINITION_METRICS, cuped=True), control="control"
+    )
+    carts = adjusted[(adjusted.metric == "cart_visits") & (adjusted.variant == "filters")].iloc[0]
+    assert carts.method == "CUPED z-test (delta method)"
+    assert carts.variance_reduction > 0.3  # the habit predicts most of the visits
+    assert adjusted[adjusted.metric == "aov"].method.iloc[1] == "delta-method z-test (ratio)"
+
+
+def test_visitor_rows_refuse_what_they_cannot_read() -> None:
+    metrics = definition_metrics(DEFINITION_METRICS)
+    with pytest.raises(InvalidInputError, match=r"events: column\(s\) \['type'\] not in frame"):
+        visitor_rows(_log(LOG).drop(columns="type"), metrics=metrics)
+    twice = _log([*LOG, LOG[0]])
+    with pytest.raises(InvalidInputError, match="1 visitor\\(s\\) with more than one exposure"):
+        visitor_rows(twice, metrics=metrics)
+    with pytest.raises(InvalidInputError, match="metric 'x' has no event to read"):
+        visitor_rows(_log(LOG), metrics=[Metric("x", kind="mean")])
+    with pytest.raises(InvalidInputError, match="ratio metric 'aov' reads \\['orders'\\]"):
+        visitor_rows(_log(LOG), metrics=[metrics[1], metrics[4]])
+    with pytest.raises(InvalidInputError, match="'revenue' would clash"):
+        visitor_rows(_log(LOG), metrics=metrics, attributes=["revenue"])
+    with pytest.raises(InvalidInputError, match="lookback_days must be a number >= 0"):
+        visitor_rows(_log(LOG), metrics=metrics, lookback_days=-1)
+    trimmed = _log([row for row in LOG if row[1] != "ann" or row[0] != "exposure"])
+    with pytest.warns(IncompleteLogWarning, match="3 credited event\\(s\\) belong to visitors"):
+        rows = visitor_rows(trimmed, metrics=metrics)
+    assert rows.visitor_id.tolist() == ["bob", "cy"]
+
+
+def test_summarise_aggregates_reads_kinds_from_the_summary_export() -> None:
+    summary = pd.DataFrame(
+        {
+            "variant": ["control", "filters", "control", "filters"],
+            "metric": ["conversion", "conversion", "aov", "aov"],
+            "kind": ["conversion", "conversion", "ratio", "ratio"],
+            "n": [100, 100, 100, 100],
+            "sum": [10.0, 14.0, np.nan, np.nan],
+            "sum_squares": [10.0, 14.0, np.nan, np.nan],
+            "numerator_sum": [np.nan, np.nan, 300.0, 500.0],
+            "numerator_sum_squares": [np.nan, np.nan, 12_000.0, 24_000.0],
+            "denominator_sum": [np.nan, np.nan, 10.0, 14.0],
+            "denominator_sum_squares": [np.nan, np.nan, 10.0, 16.0],
+            "cross_sum": [np.nan, np.nan, 300.0, 560.0],
+        }
+    )
+    read = summarise_aggregates(summary, metric_column="metric")
+    assert read["conversion"]["filters"] == Proportion(14, 100)
+    assert read["aov"]["control"] == RatioSummary(100, 300.0, 12_000.0, 10.0, 10.0, 300.0)
+    with pytest.raises(InvalidInputError, match="kind_column"):
+        summarise_aggregates(summary.drop(columns="kind"), metric_column="metric")
 
 
 def test_import_stats_does_not_load_pandas_or_the_service() -> None:
