@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from experiments.keys import Keyspace
 from experiments.store import Store, VariantTotals, connect
+from service.app import create_app
 from service.casestudies import CASE_STUDIES, UK_TOOL_CENTRE, CaseStudy
 from service.cli import build_parser
 from service.demo import DemoOutcome, load_demo
@@ -137,3 +140,17 @@ def test_the_abacus_demo_command_loads_then_leaves_existing_experiments(
     assert main(["demo", "--scale", "0.01"]) == 0
     out = capsys.readouterr().out
     assert out.count("already exists, left as it is (abacus demo --reset recreates it)") == 5
+
+
+def test_demo_exposures_carry_a_device_segment(settings: Settings) -> None:
+    _load(settings, studies=[UK_TOOL_CENTRE], seed=SEED, scale=0.05)
+    with TestClient(create_app(settings)) as client:
+        response = client.get(
+            f"/v1/experiments/{UK_TOOL_CENTRE.key}/events?format=json", headers=AUTH
+        )
+    assert response.status_code == 200, response.text
+    lines = [json.loads(line) for line in response.text.splitlines() if line.strip()]
+    rows = [r for r in lines if r.get("type") == "exposure"]
+    devices = Counter(str(r["attributes"].get("device")) for r in rows)
+    assert set(devices) == {"mobile", "desktop", "tablet"}
+    assert devices["mobile"] > devices["desktop"] > devices["tablet"]
