@@ -9,7 +9,8 @@ variable                   meaning                                              
 ``ABACUS_ADMIN_KEY``       bearer key for admin endpoints; unset = loopback only    unset
 ``ABACUS_CORS_ORIGINS``    comma-separated origins allowed to call the public API   ``*``
 ``ABACUS_KEY_PREFIX``      prefix of every Redis key                                ``abacus``
-``ABACUS_LOG_MAX_LENGTH``  raw event log length cap per shard (0 = no log)          1000000
+``ABACUS_LOG_MAX_LENGTH``  length cap per shard of the raw event log and of the      1000000
+                           activity log (0 = neither is kept)
 =========================  ======================================================  ===========
 """
 
