@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-__all__ = ["ScriptBatcher"]
+__all__ = ["ScriptBatcher", "run_pipelined"]
 
 Call = tuple[Sequence[str], Sequence[str | int]]
 
@@ -68,18 +68,33 @@ class ScriptBatcher:
                 future.set_result(result)
 
     async def _pipelined(self, calls: list[Call]) -> list[Any]:
-        results = await self._send(calls)
-        lost = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if lost:
-            # The server lost its script cache (restart, SCRIPT FLUSH). NOSCRIPT fails before
-            # a script runs, so those calls wrote nothing: load the script and resend them.
-            await self.client.script_load(self.script.script)
-            for i, result in zip(lost, await self._send([calls[i] for i in lost]), strict=True):
-                results[i] = result
-        return results
+        return await run_pipelined(self.client, [(self.script, k, a) for k, a in calls])
 
-    async def _send(self, calls: list[Call]) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(self.script.sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
+
+async def run_pipelined(
+    client: Any, calls: Sequence[tuple[Any, Sequence[str], Sequence[str | int]]]
+) -> list[Any]:
+    """Run ``(script, keys, args)`` calls in one round trip; errors come back in place.
+
+    A call refused with NOSCRIPT (the server lost its script cache: restart, SCRIPT FLUSH) did
+    not run, so exactly those calls are resent once their scripts are loaded again; the others
+    ran and are not repeated. Each call stays atomic on its own.
+    """
+    results = await _send(client, calls)
+    missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+    if missing:
+        for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+            await client.script_load(script.script)
+        resent = await _send(client, [calls[i] for i in missing])
+        for i, result in zip(missing, resent, strict=True):
+            results[i] = result
+    return results
+
+
+async def _send(
+    client: Any, calls: Sequence[tuple[Any, Sequence[str], Sequence[str | int]]]
+) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+    return list(await pipe.execute(raise_on_error=False))

@@ -29,9 +29,9 @@ from importlib.resources import files
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
-from experiments.batching import ScriptBatcher
+from experiments.batching import ScriptBatcher, run_pipelined
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import (
     ConflictError,
@@ -511,26 +511,9 @@ class Store:
     async def _run_pipelined(
         self, calls: Sequence[tuple[Any, list[str], list[str | int]]]
     ) -> list[Any]:
-        """Run scripts many times in one round trip; each call stays atomic on its own.
-
-        A call refused with NOSCRIPT (the server lost its script cache: restart, SCRIPT FLUSH)
-        did not run, so exactly those calls are retried once the scripts are loaded again; the
-        others ran and are not repeated.
-        """
-        pipe = self.client.pipeline(transaction=False)
-        for script, keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        results = list(await pipe.execute(raise_on_error=False))
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if missing:
-            for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
-                await self.client.script_load(script.script)
-            pipe = self.client.pipeline(transaction=False)
-            for i in missing:
-                script, keys, args = calls[i]
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            for i, result in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
-                results[i] = result
+        """Run scripts many times in one round trip (see :func:`run_pipelined`); raise the
+        first error."""
+        results = await run_pipelined(self.client, calls)
         for result in results:
             if isinstance(result, Exception):
                 raise result

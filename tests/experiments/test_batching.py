@@ -29,14 +29,14 @@ def test_concurrent_calls_are_coalesced_and_answer_each_caller(
         await client.script_load(LUA)  # a cold cache would add one resend per batch
         batcher = ScriptBatcher(client, script, max_batch=50)
         sent = 0
-        original = batcher._send
+        original = client.pipeline
 
-        async def counting(calls: list[tuple[list[str], list[str]]]) -> list[object]:
+        def counting(*args: object, **kwargs: object) -> object:
             nonlocal sent
             sent += 1
-            return await original(calls)  # type: ignore[arg-type]
+            return original(*args, **kwargs)
 
-        batcher._send = counting  # type: ignore[method-assign]
+        client.pipeline = counting
         key = f"{key_prefix}:h"
         # 300 callers, 100 distinct fields, three writers racing per field
         answers = await asyncio.gather(
