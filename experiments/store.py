@@ -20,7 +20,7 @@ holds more than a page.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -168,6 +168,19 @@ class LogPage:
 
     def __len__(self) -> int:
         return len(self.kinds)
+
+    def rows(self) -> Iterator[tuple[str, str, str, int, str | None, str | None, str | None]]:
+        """``(kind, visitor, variant, timestamp_ms, event, value, attributes)`` per entry."""
+        return zip(
+            self.kinds,
+            self.visitors,
+            self.variants,
+            self.timestamps_ms,
+            self.events,
+            self.values,
+            self.attributes,
+            strict=True,
+        )
 
 
 @dataclass(frozen=True, slots=True)

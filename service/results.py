@@ -37,7 +37,7 @@ def _pair(ci: tuple[float, float] | None) -> list[float | None] | None:
     return [float(ci[0]), float(ci[1])]
 
 
-def summary_of(metric: Metric, by_name: dict[str, Metric], totals: VariantTotals) -> Summary:
+def summary_of(metric: Metric, totals: VariantTotals) -> Summary:
     """The stats summary of ``metric`` for one variant's stored totals."""
     if metric.kind is MetricKind.CONVERSION:
         return stats.Proportion(
@@ -115,8 +115,7 @@ def _metric_block(
     cumulative: list[list[VariantTotals]],
     dates: list[str],
 ) -> dict[str, Any]:
-    by_name = {m.name: m for m in experiment.metrics}
-    summaries = [summary_of(metric, by_name, t) for t in totals]
+    summaries = [summary_of(metric, t) for t in totals]
     level = experiment.confidence_level
     rows: list[dict[str, Any]] = []
     for index, (variant, summary) in enumerate(zip(experiment.variants, summaries, strict=True)):
@@ -129,7 +128,7 @@ def _metric_block(
         }
         if index > 0:
             row.update(_comparison(summaries[0], summary, metric, level))
-            row.update(_sequential(metric, by_name, cumulative, index, level, dates))
+            row.update(_sequential(metric, cumulative, index, level, dates))
         rows.append(row)
     return {
         "name": metric.name,
@@ -176,7 +175,6 @@ def _comparison(
 
 def _sequential(
     metric: Metric,
-    by_name: dict[str, Metric],
     cumulative: list[list[VariantTotals]],
     index: int,
     level: float,
@@ -186,7 +184,7 @@ def _sequential(
         return {"sequential_pvalue": None, "series": []}
     looks: list[Any] = []  # (control, treatment) pairs of one summary type
     for day in cumulative:
-        c, t = summary_of(metric, by_name, day[0]), summary_of(metric, by_name, day[index])
+        c, t = summary_of(metric, day[0]), summary_of(metric, day[index])
         looks.append((c, t))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -246,10 +244,9 @@ def _progress(
     std: float | None = None
     if kind == "mean":
         metric = next(m for m in experiment.metrics if m.primary)
-        s = summary_of(metric, {m.name: m for m in experiment.metrics}, totals[0])
-        if isinstance(s, stats.MeanSummary) and s.n > 1:
-            var = (s.sum_squares - s.sum**2 / s.n) / (s.n - 1)
-            std = math.sqrt(var) if var > 0 else None
+        s = summary_of(metric, totals[0])
+        if isinstance(s, stats.MeanSummary) and s.variance > 0:  # NaN below 2 visitors
+            std = math.sqrt(s.variance)
         if std is None:
             out["reason"] = "the primary metric has no variance yet"
             return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -72,6 +72,27 @@ def _check_cross(
             f"{cross_name} = {cross!r} is impossible for these sums: the centred cross-product "
             f"{centred_cross!r} must be within +/-{bound!r} (Cauchy-Schwarz)"
         )
+
+
+def _validate_pair(
+    summary: Any, x: tuple[str, str], y: tuple[str, str], cross: str = "cross_sum"
+) -> None:
+    """Validate and normalise a frozen summary of two per-visitor variables and their cross sum.
+
+    ``x`` and ``y`` name each variable's (sum, sum of squares) fields. Shared by
+    :class:`RatioSummary` and :class:`CupedSummary`.
+    """
+    n = check_count("n", summary.n)
+    values = {name: check_finite(name, getattr(summary, name)) for name in (*x, *y, cross)}
+    _check_empty(n, **values)
+    for sum_name, squares_name in (x, y):
+        _check_squares(n, sum_name, values[sum_name], squares_name, values[squares_name])
+    _check_cross(
+        n, (values[x[0]], values[x[1]]), (values[y[0]], values[y[1]]), values[cross], cross
+    )
+    object.__setattr__(summary, "n", n)
+    for name, value in values.items():
+        object.__setattr__(summary, name, value)
 
 
 @dataclass(frozen=True)
@@ -221,26 +242,11 @@ class RatioSummary:
     cross_sum: float
 
     def __post_init__(self) -> None:
-        n = check_count("n", self.n)
-        values = {
-            name: check_finite(name, getattr(self, name))
-            for name in (
-                "numerator_sum",
-                "numerator_sum_squares",
-                "denominator_sum",
-                "denominator_sum_squares",
-                "cross_sum",
-            )
-        }
-        _check_empty(n, **values)
-        x = (values["numerator_sum"], values["numerator_sum_squares"])
-        y = (values["denominator_sum"], values["denominator_sum_squares"])
-        _check_squares(n, "numerator_sum", x[0], "numerator_sum_squares", x[1])
-        _check_squares(n, "denominator_sum", y[0], "denominator_sum_squares", y[1])
-        _check_cross(n, x, y, values["cross_sum"], "cross_sum")
-        object.__setattr__(self, "n", n)
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        _validate_pair(
+            self,
+            ("numerator_sum", "numerator_sum_squares"),
+            ("denominator_sum", "denominator_sum_squares"),
+        )
 
     @property
     def numerator(self) -> MeanSummary:
@@ -321,26 +327,7 @@ class CupedSummary:
     cross_sum: float
 
     def __post_init__(self) -> None:
-        n = check_count("n", self.n)
-        values = {
-            name: check_finite(name, getattr(self, name))
-            for name in (
-                "sum",
-                "sum_squares",
-                "covariate_sum",
-                "covariate_sum_squares",
-                "cross_sum",
-            )
-        }
-        _check_empty(n, **values)
-        y = (values["sum"], values["sum_squares"])
-        x = (values["covariate_sum"], values["covariate_sum_squares"])
-        _check_squares(n, "sum", y[0], "sum_squares", y[1])
-        _check_squares(n, "covariate_sum", x[0], "covariate_sum_squares", x[1])
-        _check_cross(n, y, x, values["cross_sum"], "cross_sum")
-        object.__setattr__(self, "n", n)
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        _validate_pair(self, ("sum", "sum_squares"), ("covariate_sum", "covariate_sum_squares"))
 
     @property
     def metric(self) -> MeanSummary:

@@ -170,16 +170,7 @@ class _CsvEncoder:
         key = self.experiment
         writer.writerows(
             (key, kind, visitor, variant, _iso(ms), event or "", value or "", attributes or "")
-            for kind, visitor, variant, ms, event, value, attributes in zip(
-                page.kinds,
-                page.visitors,
-                page.variants,
-                page.timestamps_ms,
-                page.events,
-                page.values,
-                page.attributes,
-                strict=True,
-            )
+            for kind, visitor, variant, ms, event, value, attributes in page.rows()
         )
         return out.getvalue().encode()
 
@@ -209,16 +200,7 @@ class _JsonLinesEncoder:
                 },
                 option=orjson.OPT_APPEND_NEWLINE,
             )
-            for kind, visitor, variant, ms, event, value, attributes in zip(
-                page.kinds,
-                page.visitors,
-                page.variants,
-                page.timestamps_ms,
-                page.events,
-                page.values,
-                page.attributes,
-                strict=True,
-            )
+            for kind, visitor, variant, ms, event, value, attributes in page.rows()
         )
 
     def finish(self) -> bytes:
