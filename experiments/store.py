@@ -20,18 +20,18 @@ holds more than a page.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from experiments.batching import ScriptBatcher, run_pipelined
+from experiments.connection import connect, guard, guarded
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import (
     ConflictError,
@@ -51,9 +51,6 @@ __all__ = [
     "connect",
     "day_of",
 ]
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 def _script(name: str) -> str:
@@ -79,10 +76,16 @@ class TrackOutcome(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Exposure:
-    """The recorded variant (-1: not enrolled and never recorded) and whether this call did it."""
+    """The recorded variant (None: not enrolled and never recorded) and whether this call did it."""
 
-    variant_index: int
+    variant_index: int | None
     recorded_now: bool
+
+    @classmethod
+    def from_reply(cls, reply: Sequence[Any]) -> Exposure:
+        """From assign.lua's ``{index or -1, new}`` (the -1 never leaves this module)."""
+        index, new = int(reply[0]), bool(reply[1])
+        return cls(None if index < 0 else index, new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,22 +131,6 @@ def _fold(raw_hashes: Sequence[dict[str, str]], variants: int) -> list[VariantTo
             if 0 <= index < variants:
                 totals[index].add_field(name, value)
     return totals
-
-
-async def _guard(call: Awaitable[T]) -> T:
-    try:
-        return await call
-    except RedisError as exc:
-        raise StoreUnavailableError(f"redis: {exc}") from exc
-
-
-def _guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await _guard(fn(*args, **kwargs))
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,28 +188,6 @@ class LogSnapshot:
 
 ARRIVAL_SLACK_MS = 3_600_000
 """How far an event's time may lie after its arrival in the log (clients' clocks run ahead)."""
-
-
-def connect(url: str, *, cluster: bool = False, max_connections: int = 64) -> Any:
-    """An asyncio client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
-
-    The pool is bounded and blocking: a burst of requests waits (up to 5 s) for one of
-    ``max_connections`` connections instead of failing with "too many connections"; Redis runs
-    one command at a time, so more connections would not make it faster.
-    """
-    if cluster:
-        return aioredis.RedisCluster.from_url(
-            url, decode_responses=True, max_connections=max_connections
-        )
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        decode_responses=True,
-        health_check_interval=30,
-        max_connections=max_connections,
-        timeout=5,
-    )
-    # from_pool: the client owns the pool, so aclose() closes its connections too.
-    return aioredis.Redis.from_pool(pool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,22 +268,22 @@ class Store:
 
     # -- definitions -------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     async def ping(self) -> bool:
         return bool(await self.client.ping())
 
-    @_guarded
+    @guarded
     async def definitions(self) -> tuple[int, dict[str, Experiment]]:
         """The definitions version counter and every experiment, by key."""
         raw: dict[str, str] = await self.client.hgetall(self.keys.definitions)
         version = int(raw.pop("_version", 0))
         return version, {k: Experiment.model_validate_json(v) for k, v in raw.items()}
 
-    @_guarded
+    @guarded
     async def definitions_version(self) -> int:
         return int(await self.client.hget(self.keys.definitions, "_version") or 0)
 
-    @_guarded
+    @guarded
     async def get_experiment(self, key: str) -> Experiment:
         raw = await self.client.hget(self.keys.definitions, key)
         if raw is None:
@@ -351,12 +316,12 @@ class Store:
             async for key in self.client.scan_iter(match=_glob_escape(base) + ":*", count=500):
                 batch.append(key)
                 if len(batch) >= 500:
-                    await _guard(self.client.delete(*batch))
+                    await guard(self.client.delete(*batch))
                     batch = []
             if batch:
-                await _guard(self.client.delete(*batch))
+                await guard(self.client.delete(*batch))
 
-    @_guarded
+    @guarded
     async def _put_definition(self, key: str, expected: str, new: str) -> int:
         return int(await self._put(keys=[self.keys.definitions], args=[key, expected, new]))
 
@@ -369,7 +334,7 @@ class Store:
         self,
         experiment: Experiment,
         visitor_id: str,
-        variant_index: int,
+        variant_index: int | None,
         now_ms: int,
         attributes_json: str,
     ) -> tuple[list[str], list[str | int]]:
@@ -378,35 +343,38 @@ class Store:
         keys = [k.assign, k.agg, k.day(day), k.days, k.log]
         args: list[str | int] = [
             visitor_id,
-            variant_index,
+            -1 if variant_index is None else variant_index,
             now_ms,
             day,
             self.log_max_length,
-            experiment.variants[variant_index].key if variant_index >= 0 else "",
+            "" if variant_index is None else experiment.variants[variant_index].key,
             attributes_json,
         ]
         return keys, args
 
-    @_guarded
+    @guarded
     async def record_exposure(
         self,
         experiment: Experiment,
         visitor_id: str,
-        variant_index: int,
+        variant_index: int | None,
         *,
         now_ms: int,
         attributes_json: str = "{}",
     ) -> Exposure:
-        """Record the first exposure; a visitor already exposed keeps the recorded variant."""
+        """Record the first exposure; a visitor already exposed keeps the recorded variant.
+
+        ``variant_index`` is what the hash chose, or None when it enrols the visitor in no
+        variant: then the call only looks up a variant recorded earlier.
+        """
         keys, args = self._assign_call(
             experiment, visitor_id, variant_index, now_ms, attributes_json
         )
-        index, new = await self._assign(keys=keys, args=args)
-        return Exposure(int(index), bool(new))
+        return Exposure.from_reply(await self._assign(keys=keys, args=args))
 
     async def record_exposures(
         self,
-        calls: Sequence[tuple[Experiment, int]],
+        calls: Sequence[tuple[Experiment, int | None]],
         visitor_id: str,
         *,
         now_ms: int,
@@ -419,8 +387,7 @@ class Store:
                 keys, args = self._assign_call(
                     experiment, visitor_id, index, now_ms, attributes_json
                 )
-                got, new = await self._assign_batcher.call(keys, args)
-                return [Exposure(int(got), bool(new))]
+                return [Exposure.from_reply(await self._assign_batcher.call(keys, args))]
             results = await self._run_pipelined(
                 [
                     (
@@ -432,11 +399,11 @@ class Store:
             )
         except RedisError as exc:
             raise StoreUnavailableError(f"redis: {exc}") from exc
-        return [Exposure(int(i), bool(n)) for i, n in results]
+        return [Exposure.from_reply(r) for r in results]
 
-    @_guarded
+    @guarded
     async def record_exposure_batch(
-        self, experiment: Experiment, exposures: Sequence[tuple[str, int, int, str]]
+        self, experiment: Experiment, exposures: Sequence[tuple[str, int | None, int, str]]
     ) -> list[Exposure]:
         """:meth:`record_exposure` for many visitors in one round trip (imports, simulations).
 
@@ -449,7 +416,7 @@ class Store:
                 for visitor, index, ms, attributes in exposures
             ]
         )
-        return [Exposure(int(i), bool(n)) for i, n in results]
+        return [Exposure.from_reply(r) for r in results]
 
     def _track_call(
         self, experiment: Experiment, plan: _TrackPlan, event: TrackEvent
@@ -494,7 +461,7 @@ class Store:
         ]
         return keys, args
 
-    @_guarded
+    @guarded
     async def track(
         self, experiments: Sequence[Experiment], events: Sequence[TrackEvent]
     ) -> list[dict[str, TrackOutcome]]:
@@ -534,7 +501,7 @@ class Store:
 
     # -- read-outs ---------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     async def totals(self, experiment: Experiment) -> list[VariantTotals]:
         """Per-variant sufficient statistics, summed over the shards."""
         pipe = self.client.pipeline(transaction=False)
@@ -542,7 +509,7 @@ class Store:
             pipe.hgetall(self.keys.shard(experiment.key, shard).agg)
         return _fold(await pipe.execute(), len(experiment.variants))
 
-    @_guarded
+    @guarded
     async def daily_totals(self, experiment: Experiment) -> list[tuple[str, list[VariantTotals]]]:
         """Per UTC day, that day's increments of the per-variant statistics, oldest first."""
         shards = [self.keys.shard(experiment.key, s) for s in range(experiment.shards)]
@@ -561,14 +528,14 @@ class Store:
         variants = len(experiment.variants)
         return [(day, _fold(raw[i * n : (i + 1) * n], variants)) for i, day in enumerate(days)]
 
-    @_guarded
+    @guarded
     async def assignment_of(self, experiment: Experiment, visitor_id: str) -> int | None:
         raw = await self.client.hget(self._shard(experiment, visitor_id).assign, visitor_id)
         return None if raw is None else int(str(raw).split(":", 1)[0])
 
     # -- raw logs ----------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     async def log_snapshot(self, experiment: Experiment) -> LogSnapshot:
         """The last id of every log shard an export of ``experiment`` reads, and the counts.
 
@@ -597,7 +564,7 @@ class Store:
             log_entries=sum(int(x) for x in lengths),
         )
 
-    @_guarded
+    @guarded
     async def log_page(
         self, experiment: Experiment, shard: int, *, after: str | None, until: str, count: int
     ) -> LogPage:
@@ -619,7 +586,7 @@ class Store:
             attributes=[f.get("attributes") for f in fields],
         )
 
-    @_guarded
+    @guarded
     async def pre_exposure_page(
         self,
         experiment: Experiment,

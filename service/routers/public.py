@@ -8,7 +8,7 @@ import time
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from experiments.assignment import choose, served_variant
+from experiments.assignment import decide
 from experiments.definitions import Experiment, Status
 from experiments.errors import InvalidDefinitionError, StoreUnavailableError
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
@@ -52,38 +52,34 @@ async def _assign(
 ) -> tuple[dict[str, str | None], bool]:
     """Variant per experiment (recording first exposures) and whether all were recorded.
 
-    A running experiment always goes through the store, even when the hash enrols the visitor
-    in no variant (index -1): a visitor recorded before coverage was lowered stays where he is.
+    A decision that records goes through the store even when the hash enrols the visitor in no
+    variant: a visitor recorded before coverage was lowered stays where he is.
     """
-    answer: dict[str, str | None] = {}
-    to_record: list[tuple[Experiment, int]] = []
-    for experiment in experiments:
-        if experiment.status is Status.RUNNING:
-            index = choose(experiment, visitor_id)
-            to_record.append((experiment, -1 if index is None else index))
-        else:
-            index = served_variant(experiment, visitor_id)
-            answer[experiment.key] = None if index is None else experiment.variant_keys[index]
+    decisions = [decide(experiment, visitor_id) for experiment in experiments]
+    answer = {d.experiment.key: d.variant for d in decisions}
+    to_record = [d for d in decisions if d.records]
     recorded = True
     if to_record:
         try:
             exposures = await store.record_exposures(
-                to_record,
+                [(d.experiment, d.variant_index) for d in to_record],
                 visitor_id,
                 now_ms=int(time.time() * 1000),
                 attributes_json=attributes_json,
             )
-            indexes = [e.variant_index for e in exposures]
-            new = sum(e.recorded_now for e in exposures)
-            if new:
-                metrics.exposures.inc(new)
         except StoreUnavailableError:
             # Answer from the hash so the page still renders; the caller learns it was not stored.
             recorded = False
             metrics.store_errors.inc()
-            indexes = [index for _, index in to_record]
-        for (experiment, _), index in zip(to_record, indexes, strict=True):
-            answer[experiment.key] = experiment.variant_keys[index] if index >= 0 else None
+        else:
+            new = sum(e.recorded_now for e in exposures)
+            if new:
+                metrics.exposures.inc(new)
+            for d, exposure in zip(to_record, exposures, strict=True):
+                index = exposure.variant_index
+                answer[d.experiment.key] = (
+                    None if index is None else d.experiment.variant_keys[index]
+                )
     (metrics.assigned_recorded if recorded else metrics.assigned_unrecorded).inc(len(experiments))
     return answer, recorded
 
