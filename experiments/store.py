@@ -39,6 +39,7 @@ from experiments.errors import (
     StoreUnavailableError,
 )
 from experiments.keys import Keyspace, ShardKeys, shard_of
+from experiments.limits import DEDUP_WINDOW_SECONDS
 
 __all__ = [
     "Exposure",
@@ -249,7 +250,7 @@ class Store:
         keyspace: Keyspace | None = None,
         *,
         log_max_length: int = 1_000_000,
-        dedup_seconds: int = 7 * 86400,
+        dedup_seconds: int = DEDUP_WINDOW_SECONDS,
         activity_shards: int = 16,
     ) -> None:
         if activity_shards < 1:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from experiments.assignment import decide
 from experiments.definitions import Experiment, Status
 from experiments.errors import InvalidDefinitionError, StoreUnavailableError
+from experiments.limits import MAX_EVENT_AGE_SECONDS, MAX_EVENT_SKEW_SECONDS
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
 from service.deps import Definitions, StoreDep
 from service.metrics import Metrics
@@ -29,10 +30,6 @@ from service.schemas import (
 __all__ = ["ASSIGN_ONE_OPENAPI", "assign_one", "router"]
 
 router = APIRouter(tags=["public"])
-
-# Client timestamps are accepted this far from the server clock.
-MAX_EVENT_AGE_SECONDS = 7 * 86400
-MAX_EVENT_SKEW_SECONDS = 600
 
 
 _EXPERIMENT_KEY = re.compile(EXPERIMENT_KEY_PATTERN)
