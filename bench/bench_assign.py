@@ -52,7 +52,7 @@ def create_bench_app():  # type: ignore[no-untyped-def]
     """The real app plus ``GET /hello``, the baseline with the same middleware and server."""
     from fastapi import Response
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     app = create_app()
 

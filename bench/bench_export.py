@@ -193,7 +193,7 @@ def serve(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         sys.executable,
         "-m",
         "uvicorn",
-        "service.app:create_app",
+        "service.api.app:create_app",
         "--factory",
         "--port",
         str(port),

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from experiments.bucketing import hash_bucket  # noqa: E402
-from service.casestudies import BUYAKILT  # noqa: E402
+from service.demo.casestudies import BUYAKILT  # noqa: E402
 
 LOCAL = """async ([n, round]) => {
     const defs = await abacus.definitions();
@@ -93,7 +93,7 @@ def main() -> int:
         env = {**os.environ, "ABACUS_DATA_DIR": str(Path(tmp) / "data"), "ABACUS_REDIS_URL": ""}
         env.pop("ABACUS_ADMIN_KEY", None)
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
+            [sys.executable, "-m", "uvicorn", "service.api.app:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
              "--http", "httptools", "--no-access-log", "--log-level", "warning"],
             cwd=ROOT, env=env,

@@ -55,12 +55,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"embedded Redis with its data in {settings.data_dir}")
     try:
         if args.demo:
-            from service.demo import run_demo
+            from service.demo.simulation import run_demo
 
             run_demo(Settings.from_env(), seed=args.seed)
         print(f"Abacus on http://{args.host}:{args.port}  (API docs at /docs)")
         uvicorn.run(
-            "service.app:create_app",
+            "service.api.app:create_app",
             factory=True,
             host=args.host,
             port=args.port,
@@ -135,7 +135,7 @@ def _experiments(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from service.demo import run_demo
+    from service.demo.simulation import run_demo
     from service.settings import Settings
 
     run_demo(Settings.from_env(), seed=args.seed, scale=args.scale, reset=args.reset)
@@ -154,7 +154,7 @@ def _readout(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from service.report import report_html
+    from service.report.html import report_html
 
     experiment, results = _readout(args)
     out = Path(args.out)
@@ -166,7 +166,7 @@ def _report(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from service.report import results_renderables
+    from service.report.html import results_renderables
 
     experiment, results = _readout(args)
     if args.json:

@@ -90,7 +90,7 @@ class LiveServer:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "service.app:create_app",
+                "service.api.app:create_app",
                 "--factory",
                 "--host",
                 "127.0.0.1",

@@ -30,8 +30,8 @@ from experiments.definitions import Experiment, Status, transition
 from experiments.embedded import EmbeddedRedis
 from experiments.keys import Keyspace
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
-from service.casestudies import BUYAKILT
-from service.demo import load_demo
+from service.demo.casestudies import BUYAKILT
+from service.demo.simulation import load_demo
 from tests.conftest import ADMIN_KEY, LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,8 +22,8 @@ from experiments.definitions import Experiment, Status, transition
 from experiments.embedded import EmbeddedRedis
 from experiments.keys import Keyspace
 from experiments.store import Store, TrackEvent, connect
-from service.casestudies import CASE_STUDIES
-from service.demo import load_demo
+from service.demo.casestudies import CASE_STUDIES
+from service.demo.simulation import load_demo
 from tests.conftest import ADMIN_KEY, LiveServer
 
 pytestmark = pytest.mark.browser

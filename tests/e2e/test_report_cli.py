@@ -18,9 +18,9 @@ import pytest
 
 from experiments.keys import Keyspace
 from experiments.store import Store, connect
-from service.casestudies import UK_TOOL_CENTRE
 from service.cli import main
-from service.demo import load_demo
+from service.demo.casestudies import UK_TOOL_CENTRE
+from service.demo.simulation import load_demo
 from tests.conftest import ADMIN_KEY, LiveServer
 
 T = TypeVar("T")

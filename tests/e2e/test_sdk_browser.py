@@ -19,7 +19,7 @@ import pytest
 from experiments.assignment import served_variant
 from experiments.definitions import Experiment
 from experiments.embedded import EmbeddedRedis
-from service.casestudies import BUYAKILT
+from service.demo.casestudies import BUYAKILT
 from tests.conftest import ADMIN_KEY, LiveServer
 
 pytestmark = pytest.mark.browser

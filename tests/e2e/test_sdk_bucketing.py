@@ -20,7 +20,7 @@ from experiments.bucketing import (
     in_namespace,
 )
 from experiments.definitions import Experiment
-from service.routers.sdk import public_definition
+from service.api.routers.sdk import public_definition
 
 pytestmark = pytest.mark.browser
 

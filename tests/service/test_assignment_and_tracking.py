@@ -228,7 +228,7 @@ def test_redis_down_assignment_answers_from_hash_and_tracking_says_503(
     import tempfile
 
     from experiments.embedded import EmbeddedRedis
-    from service.app import create_app
+    from service.api.app import create_app
     from service.settings import Settings
 
     with EmbeddedRedis(tempfile.mkdtemp(), tcp=True, persist=False) as own:

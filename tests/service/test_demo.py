@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 
 from experiments.keys import Keyspace
 from experiments.store import Store, VariantTotals, connect
-from service.app import create_app
-from service.casestudies import CASE_STUDIES, UK_TOOL_CENTRE, CaseStudy
+from service.api.app import create_app
 from service.cli import build_parser
-from service.demo import DemoOutcome, load_demo
+from service.demo.casestudies import CASE_STUDIES, UK_TOOL_CENTRE, CaseStudy
+from service.demo.simulation import DemoOutcome, load_demo
 from service.settings import Settings
 from tests.service.conftest import AUTH
 

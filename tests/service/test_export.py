@@ -45,7 +45,7 @@ from experiments.store import (
     day_of,
     encode_attributes,
 )
-from service.routers import export
+from service.api.routers import export
 from tests.service.conftest import AUTH, BUYAKILT
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from experiments.definitions import Experiment
-from service.app import create_app
-from service.casestudies import BUYAKILT
+from service.api.app import create_app
+from service.demo.casestudies import BUYAKILT
 from service.settings import Settings
 from tests.service.conftest import AUTH, create_running
 

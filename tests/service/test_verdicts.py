@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.verdicts import (
+from service.readout.verdicts import (
     ReadOut,
     VerdictKind,
     comparison_verdict,

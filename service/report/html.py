@@ -1,8 +1,9 @@
 """The marketer's pages (dashboard, experiment report) and the same read-out for a terminal.
 
 Everything here is a pure function of an experiment definition and its results JSON (the shape
-``service/results.py`` builds): verdicts come from :mod:`service.verdicts`, charts from
-:mod:`service.charts`, HTML from the Jinja templates in ``service/templates``. A report is one
+``service/results.py`` builds): verdicts come from :mod:`service.readout.verdicts`, charts from
+:mod:`service.report.charts`, HTML from the Jinja templates in ``service/templates``. A report is
+one
 self-contained HTML document (CSS and SVG charts inline, no script, nothing fetched), so the
 page served at ``/experiments/KEY`` and the file written by ``abacus report`` are the same.
 Rendering draws charts, so callers run it in a worker thread.
@@ -25,8 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from experiments.definitions import Experiment
-from service.charts import LiftRow, SequenceLine, lift_chart, sequence_chart
-from service.verdicts import (
+from service.readout.verdicts import (
     MetricReadOut,
     ReadOut,
     VariantReadOut,
@@ -42,6 +42,7 @@ from service.verdicts import (
     format_pvalue,
     metric_phrase,
 )
+from service.report.charts import LiftRow, SequenceLine, lift_chart, sequence_chart
 
 __all__ = [
     "dashboard_html",

@@ -16,7 +16,7 @@ from experiments.definitions import (
     transition,
 )
 from experiments.errors import InvalidDefinitionError
-from service.deps import Admin, Definitions, StoreDep
+from service.api.deps import Admin, Definitions, StoreDep
 
 __all__ = ["router"]
 
@@ -73,7 +73,7 @@ async def delete(key: str, store: StoreDep, definitions: Definitions) -> Respons
 
 @router.get("/{key}/results", summary="The statistical read-out")
 async def results(key: str, store: StoreDep) -> dict[str, Any]:
-    from service.results import build_results
+    from service.readout.build import build_results
 
     experiment = await store.get_experiment(key)
     totals = await store.totals(experiment)

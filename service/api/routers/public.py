@@ -13,9 +13,9 @@ from experiments.definitions import Experiment, Status
 from experiments.errors import InvalidDefinitionError, StoreUnavailableError
 from experiments.limits import MAX_EVENT_AGE_SECONDS, MAX_EVENT_SKEW_SECONDS
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
-from service.deps import Definitions, StoreDep
-from service.metrics import Metrics
-from service.schemas import (
+from service.api.deps import Definitions, StoreDep
+from service.api.metrics import Metrics
+from service.api.schemas import (
     EXPERIMENT_KEY_PATTERN,
     EXPERIMENT_KEY_RULE,
     VISITOR_ID_PATTERN,

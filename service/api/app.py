@@ -23,8 +23,8 @@ from experiments.errors import (
 )
 from experiments.keys import Keyspace
 from experiments.store import Store, connect
-from service.definitions_cache import DefinitionCache
-from service.metrics import Metrics
+from service.api.definitions_cache import DefinitionCache
+from service.api.metrics import Metrics
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
 
-    from service.routers import admin, export, pages, public, sdk
+    from service.api.routers import admin, export, pages, public, sdk
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
     app.include_router(public.router)

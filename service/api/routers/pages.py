@@ -22,9 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from experiments.definitions import Experiment
 from experiments.errors import ExperimentNotFoundError
 from experiments.store import Store, VariantTotals
-from service.deps import SESSION_COOKIE, SettingsDep, StoreDep, is_admin, session_token
-from service.report import dashboard_html, login_html, not_found_html, report_html
-from service.results import build_results
+from service.api.deps import SESSION_COOKIE, SettingsDep, StoreDep, is_admin, session_token
+from service.readout.build import build_results
+from service.report.html import dashboard_html, login_html, not_found_html, report_html
 
 __all__ = ["router"]
 

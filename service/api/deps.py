@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from experiments.store import Store
-from service.definitions_cache import DefinitionCache
+from service.api.definitions_cache import DefinitionCache
 from service.settings import Settings
 
 __all__ = [

@@ -1,8 +1,8 @@
 """The case-study demo: simulated visitors driven through the real assignment and tracking code.
 
-Each experiment of :mod:`service.casestudies` is created as running since ``days`` simulated days
-ago. Its visitors arrive uniformly over those days; each is bucketed by the real hash
-(:func:`experiments.assignment.choose`) and recorded with :meth:`Store.record_exposure` at its
+Each experiment of :mod:`service.demo.casestudies` is created as running since ``days``
+simulated days ago. Its visitors arrive uniformly over those days; each is bucketed by the real
+hash (:func:`experiments.assignment.choose`) and recorded with :meth:`Store.record_exposure` at its
 simulated arrival time, and its events go through :meth:`Store.track` (the same Lua scripts as
 ``/v1/track``) with timestamps after that exposure. The HTTP track endpoint refuses events older
 than seven days, which is why the demo talks to the store directly.
@@ -45,7 +45,7 @@ from experiments.definitions import Experiment, MetricKind, Status, transition
 from experiments.errors import ExperimentNotFoundError
 from experiments.keys import Keyspace
 from experiments.store import Store, TrackEvent, TrackOutcome, connect, encode_attributes
-from service.casestudies import CASE_STUDIES, CaseStudy
+from service.demo.casestudies import CASE_STUDIES, CaseStudy
 from service.settings import Settings
 
 __all__ = ["DemoOutcome", "load_demo", "run_demo"]

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict
 
 from experiments.definitions import Experiment, Status
 from experiments.errors import ExperimentNotFoundError, StoreUnavailableError
-from service.casestudies import BUYAKILT
-from service.deps import Definitions
+from service.api.deps import Definitions
+from service.demo.casestudies import BUYAKILT
 
 __all__ = ["DefinitionSnapshot", "PublicDefinition", "public_definition", "router", "snapshot_of"]
 

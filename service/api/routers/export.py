@@ -40,7 +40,7 @@ from fastapi.responses import StreamingResponse
 
 from experiments.definitions import Experiment, MetricKind
 from experiments.store import LogPage, LogSnapshot, Store, VariantTotals
-from service.deps import Admin, StoreDep
+from service.api.deps import Admin, StoreDep
 
 __all__ = [
     "EVENT_COLUMNS",
