@@ -16,7 +16,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from experiments.definitions import Experiment
+    from service.readout.model import ExperimentResults
 
 __all__ = ["main"]
 
@@ -142,15 +146,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _readout(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The experiment definition and its results JSON, fetched from the running service."""
+def _readout(args: argparse.Namespace) -> tuple[Experiment, ExperimentResults]:
+    """The experiment definition and its read-out, fetched from the running service."""
     from urllib.parse import quote
 
     from experiments.definitions import Experiment
+    from service.readout.model import ExperimentResults
 
     path = f"/v1/experiments/{quote(args.key, safe='')}"
     experiment = Experiment.model_validate(_http(args, "GET", path))
-    return experiment, _http(args, "GET", path + "/results")
+    return experiment, ExperimentResults.model_validate(_http(args, "GET", path + "/results"))
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -166,11 +171,11 @@ def _report(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from service.report.html import results_renderables
+    from service.report.terminal import results_renderables
 
     experiment, results = _readout(args)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(results.model_dump_json(indent=2))
         return 0
     Console().print(results_renderables(experiment, results))
     return 0

@@ -2,8 +2,9 @@
 
 ``Client(url, api_key)`` reads what a data scientist needs as pandas objects: the raw event log
 (:meth:`Client.events`), the stored sufficient statistics (:meth:`Client.summary`), the
-statistical read-out (:meth:`Client.results`) and definitions. It speaks HTTP only (httpx), so
-it needs neither FastAPI nor Redis: a notebook on another machine can use it.
+statistical read-out as one typed value (:meth:`Client.results`) and definitions. It speaks
+HTTP only (httpx), so it needs neither FastAPI nor Redis: a notebook on another machine can
+use it.
 
 >>> from service.client import Client                                    # doctest: +SKIP
 >>> with Client("http://127.0.0.1:8000", api_key="...") as client:       # doctest: +SKIP
@@ -23,6 +24,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import quote
 
 import httpx
+
+from service.readout.model import ExperimentResults
+from stats.errors import IncompleteLogWarning
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,10 +49,6 @@ class ClientError(Exception):
         self.status = status
         self.error = error
         self.message = message
-
-
-class IncompleteLogWarning(UserWarning):
-    """The export holds fewer exposures than the aggregates counted: the log hit its cap."""
 
 
 @dataclass(frozen=True)
@@ -128,10 +128,14 @@ class Client:
         body: dict[str, Any] = self._get(_path(key)).json()
         return body
 
-    def results(self, key: str) -> dict[str, Any]:
-        """The statistical read-out, as the report shows it (see ``GET .../results``)."""
-        body: dict[str, Any] = self._get(_path(key, "results")).json()
-        return body
+    def results(self, key: str) -> ExperimentResults:
+        """The statistical read-out, as the report shows it (``GET .../results``), typed.
+
+        Attributes, not keys: ``results.primary.treatments[0].relative_lift``, each row's
+        ``verdict``, ``results.srm.mismatch``. A field the service renamed or dropped raises
+        :class:`pydantic.ValidationError` here rather than reading as missing.
+        """
+        return ExperimentResults.model_validate_json(self._get(_path(key, "results")).content)
 
     def summary(self, key: str, *, daily: bool = False) -> pd.DataFrame:
         """Per-variant, per-metric sufficient statistics as a DataFrame.
@@ -218,7 +222,13 @@ class Client:
         import pyarrow.parquet as pq
 
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-            download = self.download_events(key, spool, format="parquet", pre_exposure=pre_exposure)
+            download = self.download_events(
+                key,
+                spool,
+                format="parquet",
+                pre_exposure=pre_exposure,
+                lookback_days=lookback_days,
+            )
             spool.seek(0)
             frame = pq.read_table(spool).to_pandas()
         frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

@@ -12,10 +12,17 @@ treatment / control - 1; undefined quantities are NaN (or None) with a ``reason`
 
 from stats.bayesian import chance_to_be_best, chance_to_beat_control
 from stats.cuped import cuped
-from stats.errors import InvalidInputError, StatsError, UndefinedResultWarning
-from stats.frames import (
-    PRE_EXPOSURE_SUFFIX,
+from stats.errors import (
     IncompleteLogWarning,
+    InvalidInputError,
+    StatsError,
+    UndefinedResultWarning,
+)
+from stats.frames import (
+    AGGREGATE_COLUMNS,
+    MEAN_COLUMNS,
+    PRE_EXPOSURE_SUFFIX,
+    RATIO_COLUMNS,
     Metric,
     MetricKind,
     definition_metrics,
@@ -39,9 +46,12 @@ from stats.summaries import CupedSummary, MeanSummary, Proportion, RatioSummary,
 from stats.tables import COMPARISON_COLUMNS, compare_frame, compare_summaries
 
 __all__ = [
+    "AGGREGATE_COLUMNS",
     "COMPARISON_COLUMNS",
     "DEFAULT_TUNING_VISITORS",
+    "MEAN_COLUMNS",
     "PRE_EXPOSURE_SUFFIX",
+    "RATIO_COLUMNS",
     "AdjustmentMethod",
     "BayesianResult",
     "ComparisonResult",

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["InvalidInputError", "StatsError", "UndefinedResultWarning", "warn_undefined"]
+__all__ = [
+    "IncompleteLogWarning",
+    "InvalidInputError",
+    "StatsError",
+    "UndefinedResultWarning",
+    "warn_undefined",
+]
 
 
 class StatsError(Exception):
@@ -25,6 +31,14 @@ class InvalidInputError(StatsError, ValueError):
 
 class UndefinedResultWarning(RuntimeWarning):
     """A result is undefined for valid data and is reported as NaN or None."""
+
+
+class IncompleteLogWarning(UserWarning):
+    """The raw log misses part of what the aggregates counted (it was trimmed by its cap).
+
+    Raised by :func:`stats.visitor_rows` and by the service's client when an export holds fewer
+    exposures than the aggregates counted.
+    """
 
 
 def warn_undefined(reason: str | None, *, stacklevel: int) -> None:

@@ -24,15 +24,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from stats._validate import check_count
-from stats.errors import InvalidInputError
+from stats.errors import IncompleteLogWarning, InvalidInputError
 from stats.summaries import CupedSummary, MeanSummary, Proportion, RatioSummary, Summary
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "AGGREGATE_COLUMNS",
+    "MEAN_COLUMNS",
     "PRE_EXPOSURE_SUFFIX",
-    "IncompleteLogWarning",
+    "RATIO_COLUMNS",
     "Metric",
     "MetricKind",
     "definition_metrics",
@@ -43,20 +45,23 @@ __all__ = [
 
 MetricKind = Literal["conversion", "mean", "count", "ratio"]
 _KINDS = ("conversion", "mean", "count", "ratio")
-_RATIO_FIELDS = (
+MEAN_COLUMNS = ("sum", "sum_squares")
+"""Aggregate columns of a conversion, mean or count metric (besides ``n``)."""
+RATIO_COLUMNS = (
     "numerator_sum",
     "numerator_sum_squares",
     "denominator_sum",
     "denominator_sum_squares",
     "cross_sum",
 )
+"""Aggregate columns of a ratio metric (besides ``n``)."""
+AGGREGATE_COLUMNS = ("n", *MEAN_COLUMNS, *RATIO_COLUMNS)
+"""Every aggregate column :func:`summarise_aggregates` reads by default, in the order the
+service's summary export writes them."""
+_RATIO_FIELDS = RATIO_COLUMNS
 _CUPED_FIELDS = ("covariate_sum", "covariate_sum_squares", "cross_sum")
 PRE_EXPOSURE_SUFFIX = "_pre"
 """Suffix of the per-visitor columns :func:`visitor_rows` fills from pre-exposure events."""
-
-
-class IncompleteLogWarning(UserWarning):
-    """The raw log misses part of what the aggregates counted (it was trimmed by its cap)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The statistical read-out of one experiment, computed from its stored sufficient statistics.
 
 Everything numeric comes from the ``stats`` package; this module only turns stored totals into
-``stats`` summaries and the results into JSON. Undefined numbers are ``null`` with a reason.
+``stats`` summaries and the results into one :class:`~service.readout.model.ExperimentResults`,
+verdicts included. Undefined numbers are ``None`` with a reason.
 
 Multiple testing: the primary metric's comparisons (one per non-control variant) form one
 family, every secondary metric's comparisons another; p-values are Holm-adjusted within each
@@ -13,12 +14,23 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Literal
 
 import stats
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.store import VariantTotals
+from service.readout.model import (
+    ExperimentResults,
+    Interval,
+    MetricResults,
+    Progress,
+    SeriesPoint,
+    SRMCheck,
+    VariantResult,
+)
+from service.readout.verdicts import Context, comparison_verdict, experiment_verdict
 
 __all__ = ["build_results", "summary_of"]
 
@@ -31,10 +43,10 @@ def _num(x: float | None) -> float | None:
     return float(x)
 
 
-def _pair(ci: tuple[float, float] | None) -> list[float | None] | None:
+def _pair(ci: tuple[float, float] | None) -> Interval | None:
     if ci is None or not all(math.isfinite(v) for v in ci):
         return None
-    return [float(ci[0]), float(ci[1])]
+    return (float(ci[0]), float(ci[1]))
 
 
 def summary_of(metric: Metric, totals: VariantTotals) -> Summary:
@@ -108,39 +120,36 @@ def _total_and_value(summary: Summary) -> tuple[float, float | None]:
     return summary.sum, (summary.sum / summary.n if summary.n else None)
 
 
-def _metric_block(
-    experiment: Experiment,
-    metric: Metric,
-    totals: list[VariantTotals],
-    cumulative: list[list[VariantTotals]],
-    dates: list[str],
-) -> dict[str, Any]:
-    summaries = [summary_of(metric, t) for t in totals]
-    level = experiment.confidence_level
-    rows: list[dict[str, Any]] = []
-    for index, (variant, summary) in enumerate(zip(experiment.variants, summaries, strict=True)):
-        total, value = _total_and_value(summary)
-        row: dict[str, Any] = {
-            "variant": variant.key,
-            "visitors": totals[index].n,
-            "total": round(total, 6),
-            "value": _num(value),
-        }
-        if index > 0:
-            row.update(_comparison(summaries[0], summary, metric, level))
-            row.update(_sequential(metric, cumulative, index, level, dates))
-        rows.append(row)
-    return {
-        "name": metric.name,
-        "kind": metric.kind.value,
-        "primary": metric.primary,
-        "variants": rows,
-    }
+@dataclass(frozen=True, slots=True)
+class _Comparison:
+    """One variant against the control, before the multiple-testing adjustment."""
+
+    absolute_lift: float | None
+    absolute_ci: Interval | None
+    relative_lift: float | None
+    relative_ci: Interval | None
+    statistic: float | None
+    pvalue: float | None
+    chance_to_beat_control: float | None
+    expected_loss: float | None
+    method: str
+    reasons: tuple[str, ...]
+    sequential_pvalue: float | None
+    series: tuple[SeriesPoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A metric's rows with their comparisons, waiting for adjusted p-values and verdicts."""
+
+    metric: Metric
+    summaries: list[Summary]
+    comparisons: list[_Comparison]  # one per non-control variant
 
 
 def _comparison(
     control: Summary, treatment: Summary, metric: Metric, level: float
-) -> dict[str, Any]:
+) -> tuple[stats.ComparisonResult, float | None, float | None, list[str]]:
     reasons: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -159,18 +168,7 @@ def _comparison(
     if result.reason:
         reasons.insert(0, result.reason)
     reasons += [str(w.message) for w in caught if str(w.message) not in reasons]
-    return {
-        "absolute_lift": _num(result.absolute_lift),
-        "absolute_ci": _pair(result.absolute_ci),
-        "relative_lift": _num(result.relative_lift),
-        "relative_ci": _pair(result.relative_ci),
-        "statistic": _num(result.statistic),
-        "pvalue": _num(result.pvalue),
-        "chance_to_beat_control": chance,
-        "expected_loss": loss,
-        "method": result.method,
-        "reasons": list(dict.fromkeys(reasons)),
-    }
+    return result, chance, loss, list(dict.fromkeys(reasons))
 
 
 def _sequential(
@@ -178,69 +176,199 @@ def _sequential(
     cumulative: list[list[VariantTotals]],
     index: int,
     level: float,
-    dates: list[str],
-) -> dict[str, Any]:
+    dates: list[date],
+) -> tuple[float | None, tuple[SeriesPoint, ...]]:
     if metric.kind is MetricKind.RATIO or not cumulative:
-        return {"sequential_pvalue": None, "series": []}
-    looks: list[Any] = []  # (control, treatment) pairs of one summary type
-    for day in cumulative:
-        c, t = summary_of(metric, day[0]), summary_of(metric, day[index])
-        looks.append((c, t))
+        return None, ()
+    looks = [(summary_of(metric, day[0]), summary_of(metric, day[index])) for day in cumulative]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        seq = stats.msprt(looks=looks, confidence_level=level)
-        series = []
-        for date, (c, t), p, cs in zip(dates, looks, seq.pvalues, seq.relative_cs, strict=True):
-            lift = _compare(c, t, level).relative_lift
-            series.append(
-                {
-                    "date": date,
-                    "relative_lift": _num(lift),
-                    "relative_cs": _pair(cs),
-                    "sequential_pvalue": _num(p),
-                }
+        seq = stats.msprt(looks=looks, confidence_level=level)  # type: ignore[type-var]
+        series = tuple(
+            SeriesPoint(
+                date=day,
+                relative_lift=_num(_compare(c, t, level).relative_lift),
+                relative_cs=_pair(cs),
+                sequential_pvalue=_num(p),
             )
-    return {"sequential_pvalue": _num(seq.pvalue), "series": series}
+            for day, (c, t), p, cs in zip(dates, looks, seq.pvalues, seq.relative_cs, strict=True)
+        )
+    return _num(seq.pvalue), series
 
 
-def _adjust(blocks: list[dict[str, Any]], alpha: float) -> None:
-    families = [[b for b in blocks if b["primary"]], [b for b in blocks if not b["primary"]]]
-    for family in families:
-        rows = [row for b in family for row in b["variants"][1:]]
-        if not rows:
+def _draft(
+    experiment: Experiment,
+    metric: Metric,
+    totals: list[VariantTotals],
+    cumulative: list[list[VariantTotals]],
+    dates: list[date],
+) -> _Draft:
+    summaries = [summary_of(metric, t) for t in totals]
+    level = experiment.confidence_level
+    comparisons = []
+    for index in range(1, len(summaries)):
+        result, chance, loss, reasons = _comparison(summaries[0], summaries[index], metric, level)
+        sequential_pvalue, series = _sequential(metric, cumulative, index, level, dates)
+        comparisons.append(
+            _Comparison(
+                absolute_lift=_num(result.absolute_lift),
+                absolute_ci=_pair(result.absolute_ci),
+                relative_lift=_num(result.relative_lift),
+                relative_ci=_pair(result.relative_ci),
+                statistic=_num(result.statistic),
+                pvalue=_num(result.pvalue),
+                chance_to_beat_control=chance,
+                expected_loss=loss,
+                method=result.method,
+                reasons=tuple(reasons),
+                sequential_pvalue=sequential_pvalue,
+                series=series,
+            )
+        )
+    return _Draft(metric, summaries, comparisons)
+
+
+def _adjusted(drafts: list[_Draft]) -> dict[tuple[int, int], float | None]:
+    """Holm-adjusted p-values per (metric index, comparison index), within each family."""
+    out: dict[tuple[int, int], float | None] = {}
+    for primary in (True, False):
+        members = [
+            ((m, c), comparison)
+            for m, draft in enumerate(drafts)
+            if draft.metric.primary is primary
+            for c, comparison in enumerate(draft.comparisons)
+        ]
+        if not members:
             continue
-        raw = [math.nan if r["pvalue"] is None else r["pvalue"] for r in rows]
+        raw = [math.nan if c.pvalue is None else c.pvalue for _, c in members]
         adjusted = stats.adjust_pvalues(raw, method="holm")
-        for row, p in zip(rows, adjusted, strict=True):
-            row["adjusted_pvalue"] = _num(p)
-            row["significant"] = bool(row["adjusted_pvalue"] is not None and p < alpha)
+        out.update((place, _num(p)) for (place, _), p in zip(members, adjusted, strict=True))
+    return out
+
+
+def _family_size(drafts: list[_Draft], primary: bool) -> int:
+    return sum(len(d.comparisons) for d in drafts if d.metric.primary is primary)
+
+
+def _control(variant: str, visitors: int, summary: Summary) -> VariantResult:
+    total, value = _total_and_value(summary)
+    return VariantResult(
+        variant=variant,
+        visitors=visitors,
+        total=round(total, 6),
+        value=_num(value),
+        absolute_lift=None,
+        absolute_ci=None,
+        relative_lift=None,
+        relative_ci=None,
+        statistic=None,
+        pvalue=None,
+        adjusted_pvalue=None,
+        significant=False,
+        chance_to_beat_control=None,
+        expected_loss=None,
+        sequential_pvalue=None,
+        method=None,
+        series=(),
+        reasons=(),
+        verdict=None,
+    )
+
+
+def _treatment(
+    base: VariantResult, comparison: _Comparison, adjusted: float | None, alpha: float
+) -> VariantResult:
+    return VariantResult(
+        variant=base.variant,
+        visitors=base.visitors,
+        total=base.total,
+        value=base.value,
+        absolute_lift=comparison.absolute_lift,
+        absolute_ci=comparison.absolute_ci,
+        relative_lift=comparison.relative_lift,
+        relative_ci=comparison.relative_ci,
+        statistic=comparison.statistic,
+        pvalue=comparison.pvalue,
+        adjusted_pvalue=adjusted,
+        significant=adjusted is not None and adjusted < alpha,
+        chance_to_beat_control=comparison.chance_to_beat_control,
+        expected_loss=comparison.expected_loss,
+        sequential_pvalue=comparison.sequential_pvalue,
+        method=comparison.method,
+        series=comparison.series,
+        reasons=comparison.reasons,
+        verdict=None,
+    )
+
+
+def _metric(
+    experiment: Experiment,
+    totals: list[VariantTotals],
+    drafts: list[_Draft],
+    index: int,
+    srm: SRMCheck,
+    adjusted: dict[tuple[int, int], float | None],
+) -> MetricResults:
+    draft = drafts[index]
+    metric, alpha = draft.metric, 1 - experiment.confidence_level
+    variants = experiment.variants
+    bases = [
+        _control(v.key, t.n, s) for v, t, s in zip(variants, totals, draft.summaries, strict=True)
+    ]
+    context = Context(
+        srm=srm,
+        confidence_level=experiment.confidence_level,
+        metric=metric.name,
+        kind=metric.kind.value,
+        control=bases[0],
+    )
+    rows = [bases[0]]
+    for c, comparison in enumerate(draft.comparisons, start=1):
+        row = _treatment(bases[c], comparison, adjusted[(index, c - 1)], alpha)
+        verdict = comparison_verdict(context, row, variants[c].name or variants[c].key)
+        rows.append(row.model_copy(update={"verdict": verdict}))
+    return MetricResults(
+        name=metric.name,
+        kind=metric.kind.value,
+        primary=metric.primary,
+        family_size=_family_size(drafts, metric.primary),
+        variants=tuple(rows),
+    )
 
 
 def _progress(
-    experiment: Experiment, blocks: list[dict[str, Any]], totals: list[VariantTotals], now: float
-) -> dict[str, Any]:
-    primary = next((b for b in blocks if b["primary"]), None)
+    experiment: Experiment, primary: MetricResults | None, totals: list[VariantTotals], now: float
+) -> Progress:
     days = (now - experiment.started_at) / 86400 if experiment.started_at else None
-    out: dict[str, Any] = {
-        "minimum_detectable_effect": experiment.minimum_detectable_effect,
-        "days_running": _num(days),
-        "required_per_variant": None,
-        "visitors_per_variant": [t.n for t in totals],
-        "fraction": None,
-        "days_remaining": None,
-        "reason": None,
-    }
-    if primary is None:
-        out["reason"] = "no primary metric"
-        return out
-    control = primary["variants"][0]
-    baseline = control["value"]
-    if baseline is None or baseline == 0:
-        out["reason"] = "the control has no data for the primary metric yet"
-        return out
-    kind: Literal["conversion", "mean"] = (
-        "conversion" if primary["kind"] == "conversion" else "mean"
+    current = tuple(t.n for t in totals)
+    reason, required, fraction, remaining = _plan(experiment, primary, totals, days)
+    return Progress(
+        minimum_detectable_effect=experiment.minimum_detectable_effect,
+        days_running=_num(days),
+        required_per_variant=required,
+        visitors_per_variant=current,
+        fraction=fraction,
+        days_remaining=remaining,
+        reason=reason,
     )
+
+
+_Plan = tuple[str | None, int | None, float | None, float | None]
+
+
+def _plan(
+    experiment: Experiment,
+    primary: MetricResults | None,
+    totals: list[VariantTotals],
+    days: float | None,
+) -> _Plan:
+    """(reason, required per variant, fraction done, days remaining) of the primary metric."""
+    if primary is None:
+        return "no primary metric", None, None, None
+    baseline = primary.control.value
+    if baseline is None or baseline == 0:
+        return "the control has no data for the primary metric yet", None, None, None
+    kind: Literal["conversion", "mean"] = "conversion" if primary.kind == "conversion" else "mean"
     std: float | None = None
     if kind == "mean":
         metric = next(m for m in experiment.metrics if m.primary)
@@ -248,33 +376,55 @@ def _progress(
         if isinstance(s, stats.MeanSummary) and s.variance > 0:  # NaN below 2 visitors
             std = math.sqrt(s.variance)
         if std is None:
-            out["reason"] = "the primary metric has no variance yet"
-            return out
-    if kind == "conversion" and baseline * (1 + experiment.minimum_detectable_effect) >= 1:
-        out["reason"] = "the planned effect would push the rate past 100%"
-        return out
+            return "the primary metric has no variance yet", None, None, None
+    mde = experiment.minimum_detectable_effect
+    if kind == "conversion" and baseline * (1 + mde) >= 1:
+        return "the planned effect would push the rate past 100%", None, None, None
     required = stats.sample_size(
         baseline=baseline,
-        mde=experiment.minimum_detectable_effect,
+        mde=mde,
         relative=True,
         kind=kind,
         std=std,
         alpha=1 - experiment.confidence_level,
         variants=len(experiment.variants),
     )
-    out["required_per_variant"] = required
     current = [t.n for t in totals]
-    out["fraction"] = min(current) / required if required else None
-    if days and days > 0:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            remaining = stats.days_remaining(
-                required_per_variant=required, current_per_variant=current, days_elapsed=days
-            )
-        out["days_remaining"] = _num(remaining)
-        if remaining is None:
-            out["reason"] = "; ".join(str(w.message) for w in caught) or "no traffic to project"
-    return out
+    fraction = min(current) / required if required else None
+    if not days or days <= 0:
+        return None, required, fraction, None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        remaining = stats.days_remaining(
+            required_per_variant=required, current_per_variant=current, days_elapsed=days
+        )
+    reason = None
+    if remaining is None:
+        reason = "; ".join(str(w.message) for w in caught) or "no traffic to project"
+    return reason, required, fraction, _num(remaining)
+
+
+def _srm(experiment: Experiment, totals: list[VariantTotals]) -> SRMCheck:
+    visitors = [t.n for t in totals]
+    by_variant = dict(zip(experiment.variant_keys, visitors, strict=True))
+    if sum(visitors) == 0:
+        return SRMCheck(
+            visitors=by_variant,
+            pvalue=None,
+            mismatch=False,
+            expected=None,
+            reason="no visitors yet",
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.srm_test(visitors=visitors, weights=[v.weight for v in experiment.variants])
+    return SRMCheck(
+        visitors=by_variant,
+        pvalue=_num(result.pvalue),
+        mismatch=bool(result.mismatch),
+        expected=tuple(_num(e) for e in result.expected),
+        reason=result.reason,
+    )
 
 
 def build_results(
@@ -282,38 +432,26 @@ def build_results(
     totals: list[VariantTotals],
     daily: Sequence[tuple[str, list[VariantTotals]]],
     now: float,
-) -> dict[str, Any]:
-    """The JSON read-out of ``experiment`` (see DESIGN.md for its shape)."""
-    visitors = [t.n for t in totals]
-    srm: dict[str, Any] = {"visitors": dict(zip(experiment.variant_keys, visitors, strict=True))}
-    if sum(visitors) > 0:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result = stats.srm_test(
-                visitors=visitors, weights=[v.weight for v in experiment.variants]
-            )
-        srm.update(
-            pvalue=_num(result.pvalue),
-            mismatch=bool(result.mismatch),
-            expected=[_num(e) for e in result.expected],
-            reason=result.reason,
-        )
-    else:
-        srm.update(pvalue=None, mismatch=False, expected=None, reason="no visitors yet")
-    dates = [
-        datetime.strptime(d, "%Y%m%d").replace(tzinfo=UTC).date().isoformat() for d, _ in daily
-    ]
+) -> ExperimentResults:
+    """The read-out of ``experiment`` from its totals and daily increments, at time ``now``."""
+    srm = _srm(experiment, totals)
+    dates = [datetime.strptime(d, "%Y%m%d").replace(tzinfo=UTC).date() for d, _ in daily]
     cumulative = _cumulative(daily)
-    blocks = [_metric_block(experiment, m, totals, cumulative, dates) for m in experiment.metrics]
-    _adjust(blocks, 1 - experiment.confidence_level)
-    return {
-        "experiment": experiment.key,
-        "name": experiment.name,
-        "status": experiment.status.value,
-        "winner": experiment.winner,
-        "confidence_level": experiment.confidence_level,
-        "generated_at": datetime.fromtimestamp(now, UTC).isoformat(),
-        "srm": srm,
-        "progress": _progress(experiment, blocks, totals, now),
-        "metrics": blocks,
-    }
+    drafts = [_draft(experiment, m, totals, cumulative, dates) for m in experiment.metrics]
+    adjusted = _adjusted(drafts)
+    metrics = tuple(
+        _metric(experiment, totals, drafts, i, srm, adjusted) for i in range(len(drafts))
+    )
+    primary = next((m for m in metrics if m.primary), None)
+    return ExperimentResults(
+        experiment=experiment.key,
+        name=experiment.name,
+        status=experiment.status.value,
+        winner=experiment.winner,
+        confidence_level=experiment.confidence_level,
+        generated_at=datetime.fromtimestamp(now, UTC),
+        srm=srm,
+        progress=_progress(experiment, primary, totals, now),
+        metrics=metrics,
+        verdict=experiment_verdict(srm, primary),
+    )

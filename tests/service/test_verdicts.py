@@ -1,22 +1,52 @@
-"""The verdict wording follows the numbers: constructed read-outs through the pure functions."""
+"""The verdict wording follows the numbers: typed read-out rows through the pure functions.
+
+Rows are built as :class:`VariantResult` values, the type the read-out carries, so a field the
+verdicts read cannot drift from what the build writes (``test_readout_model.py`` feeds a real
+build through the same types).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.readout.verdicts import (
-    ReadOut,
+from service.readout.model import (
+    MetricKindName,
+    MetricResults,
+    SRMCheck,
+    VariantResult,
+    Verdict,
     VerdictKind,
-    comparison_verdict,
-    experiment_verdict,
-    format_chance,
-    format_lift,
-    metric_phrase,
 )
+from service.readout.verdicts import Context, comparison_verdict, experiment_verdict
+from service.readout.wording import format_chance, format_lift, metric_phrase
+
+
+def _variant(variant: str, visitors: int, total: float) -> VariantResult:
+    return VariantResult(
+        variant=variant,
+        visitors=visitors,
+        total=total,
+        value=total / visitors if visitors else None,
+        absolute_lift=None,
+        absolute_ci=None,
+        relative_lift=None,
+        relative_ci=None,
+        statistic=None,
+        pvalue=None,
+        adjusted_pvalue=None,
+        significant=False,
+        chance_to_beat_control=None,
+        expected_loss=None,
+        sequential_pvalue=None,
+        method=None,
+        series=(),
+        reasons=(),
+        verdict=None,
+    )
 
 
 def _row(
@@ -31,60 +61,80 @@ def _row(
     significant: bool = False,
     chance: float | None = 0.8,
     sequential: float | None = None,
-) -> dict[str, Any]:
-    return {
-        "variant": variant,
-        "visitors": visitors,
-        "total": total,
-        "value": total / visitors if visitors else None,
-        "absolute_lift": None if lift is None else lift * 0.03,
-        "absolute_ci": None if ci is None else [ci[0] * 0.03, ci[1] * 0.03],
-        "relative_lift": lift,
-        "relative_ci": None if ci is None else list(ci),
-        "pvalue": pvalue,
-        "adjusted_pvalue": pvalue if adjusted is None else adjusted,
-        "significant": significant,
-        "chance_to_beat_control": chance,
-        "sequential_pvalue": pvalue if sequential is None else sequential,
-        "series": [],
-        "reasons": [],
-    }
+) -> VariantResult:
+    return _variant(variant, visitors, total).model_copy(
+        update={
+            "absolute_lift": None if lift is None else lift * 0.03,
+            "absolute_ci": None if ci is None else (ci[0] * 0.03, ci[1] * 0.03),
+            "relative_lift": lift,
+            "relative_ci": ci,
+            "pvalue": pvalue,
+            "adjusted_pvalue": pvalue if adjusted is None else adjusted,
+            "significant": significant,
+            "chance_to_beat_control": chance,
+            "sequential_pvalue": pvalue if sequential is None else sequential,
+            "method": "test",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class _Readout:
+    srm: SRMCheck
+    metric: MetricResults
+
+    def overall(self) -> Verdict:
+        return experiment_verdict(self.srm, self.metric)
+
+    def first(self) -> Verdict:
+        verdict = self.metric.treatments[0].verdict
+        assert verdict is not None
+        return verdict
 
 
 def _results(
-    *treatments: dict[str, Any],
-    kind: str = "conversion",
+    *treatments: VariantResult,
+    kind: MetricKindName = "conversion",
     name: str = "conversion",
     control_visitors: int = 10_000,
     control_total: float = 300.0,
     mismatch: bool = False,
-) -> dict[str, Any]:
-    control = {
-        "variant": "control",
-        "visitors": control_visitors,
-        "total": control_total,
-        "value": control_total / control_visitors if control_visitors else None,
-    }
+    labels: dict[str, str] | None = None,
+) -> _Readout:
+    """The verdicts on ``treatments``, decided as the build decides them."""
+    control = _variant("control", control_visitors, control_total)
     rows = [control, *treatments]
-    return {
-        "experiment": "exp",
-        "name": "Exp",
-        "status": "running",
-        "confidence_level": 0.95,
-        "srm": {
-            "visitors": {r["variant"]: r["visitors"] for r in rows},
-            "pvalue": 1e-6 if mismatch else 0.6,
-            "mismatch": mismatch,
-        },
-        "progress": None,
-        "metrics": [{"name": name, "kind": kind, "primary": True, "variants": rows}],
-    }
+    srm = SRMCheck(
+        visitors={r.variant: r.visitors for r in rows},
+        pvalue=1e-6 if mismatch else 0.6,
+        mismatch=mismatch,
+        expected=None,
+        reason=None,
+    )
+    context = Context(srm=srm, confidence_level=0.95, metric=name, kind=kind, control=control)
+    names = labels or {}
+    judged = []
+    for row in treatments:
+        verdict = comparison_verdict(context, row, names.get(row.variant, row.variant))
+        judged.append(row.model_copy(update={"verdict": verdict}))
+    metric = MetricResults(
+        name=name, kind=kind, primary=True, family_size=len(judged), variants=(control, *judged)
+    )
+    return _Readout(srm, metric)
 
 
-def _verdict(results: dict[str, Any], label: str | None = None) -> Any:
-    readout = ReadOut.from_json(results)
-    metric = readout.metrics[0]
-    return comparison_verdict(readout, metric, metric.treatments[0], variant_label=label)
+def _verdict(results: _Readout, label: str | None = None) -> Verdict:
+    if label is None:
+        return results.first()
+    row = results.metric.treatments[0]
+    context = Context(
+        srm=results.srm,
+        confidence_level=0.95,
+        metric=results.metric.name,
+        kind=results.metric.kind,
+        control=results.metric.control,
+    )
+    return comparison_verdict(context, row, label)
 
 
 def test_a_significant_gain_reads_like_the_issue_example() -> None:
@@ -140,10 +190,10 @@ def test_a_significant_loss_is_called_a_loss() -> None:
     ],
     ids=["win", "loss", "inconclusive", "empty"],
 )
-def test_a_sample_ratio_mismatch_overrides_every_verdict(row: dict[str, Any]) -> None:
+def test_a_sample_ratio_mismatch_overrides_every_verdict(row: VariantResult) -> None:
     results = _results(row, mismatch=True)
     assert _verdict(results).kind is VerdictKind.SRM
-    overall = experiment_verdict(ReadOut.from_json(results))
+    overall = results.overall()
     assert overall.kind is VerdictKind.SRM
     assert overall.badge == "SRM problem"
     assert "Sample ratio mismatch" in overall.sentence
@@ -178,14 +228,12 @@ def test_a_sample_ratio_mismatch_overrides_every_verdict(row: dict[str, Any]) ->
     ],
     ids=["no-traffic", "one-variant-empty", "zero-conversions", "zero-baseline"],
 )
-def test_missing_data_is_not_enough_data_without_numbers(
-    results: dict[str, Any], reason: str
-) -> None:
+def test_missing_data_is_not_enough_data_without_numbers(results: _Readout, reason: str) -> None:
     verdict = _verdict(results)
     assert verdict.kind is VerdictKind.NOT_ENOUGH_DATA
     assert reason in verdict.sentence
     assert "%" not in verdict.sentence
-    assert experiment_verdict(ReadOut.from_json(results)).kind is VerdictKind.NOT_ENOUGH_DATA
+    assert results.overall().kind is VerdictKind.NOT_ENOUGH_DATA
 
 
 def test_significant_but_not_yet_safe_to_peek_carries_a_caveat() -> None:
@@ -201,13 +249,12 @@ def test_experiment_verdict_names_the_best_winner_then_a_loser() -> None:
     loss = _row("d", lift=-0.3, ci=(-0.5, -0.1), pvalue=0.001, significant=True)
     flat = _row("e")
     labels = {"b": "B", "c": "C", "d": "D", "e": "E"}
-    readout = ReadOut.from_json(_results(loss, win, better, flat))
-    overall = experiment_verdict(readout, labels)
+    overall = _results(loss, win, better, flat, labels=labels).overall()
     assert (overall.kind, overall.variant) == (VerdictKind.WINNING, "c")
     assert overall.sentence.startswith("C raised")
-    overall = experiment_verdict(ReadOut.from_json(_results(flat, loss)), labels)
+    overall = _results(flat, loss, labels=labels).overall()
     assert (overall.kind, overall.variant) == (VerdictKind.LOSING, "d")
-    overall = experiment_verdict(ReadOut.from_json(_results(flat)), labels)
+    overall = _results(flat, labels=labels).overall()
     assert overall.kind is VerdictKind.INCONCLUSIVE
 
 

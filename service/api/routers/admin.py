@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +16,8 @@ from experiments.definitions import (
 )
 from experiments.errors import InvalidDefinitionError
 from service.api.deps import Admin, Definitions, StoreDep
+from service.readout.build import build_results
+from service.readout.model import ExperimentResults
 
 __all__ = ["router"]
 
@@ -71,10 +72,8 @@ async def delete(key: str, store: StoreDep, definitions: Definitions) -> Respons
     return Response(status_code=204)
 
 
-@router.get("/{key}/results", summary="The statistical read-out")
-async def results(key: str, store: StoreDep) -> dict[str, Any]:
-    from service.readout.build import build_results
-
+@router.get("/{key}/results", response_model=ExperimentResults, summary="The statistical read-out")
+async def results(key: str, store: StoreDep) -> ExperimentResults:
     experiment = await store.get_experiment(key)
     totals = await store.totals(experiment)
     daily = await store.daily_totals(experiment)

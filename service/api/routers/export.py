@@ -38,7 +38,8 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
-from experiments.definitions import Experiment, MetricKind
+import stats
+from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.store import LogPage, LogSnapshot, Store, VariantTotals
 from service.api.deps import Admin, StoreDep
 
@@ -70,22 +71,9 @@ EVENT_COLUMNS = (
 )
 """Columns of the events export, in order."""
 
-SUMMARY_COLUMNS = (
-    "experiment",
-    "day",
-    "variant",
-    "metric",
-    "kind",
-    "n",
-    "sum",
-    "sum_squares",
-    "numerator_sum",
-    "numerator_sum_squares",
-    "denominator_sum",
-    "denominator_sum_squares",
-    "cross_sum",
-)
-"""Columns of the summary export (``day`` only with ``daily=true``)."""
+SUMMARY_COLUMNS = ("experiment", "day", "variant", "metric", "kind", *stats.AGGREGATE_COLUMNS)
+"""Columns of the summary export (``day`` only with ``daily=true``); the statistics' columns
+are the ones ``stats.summarise_aggregates`` reads."""
 
 EventsFormat = Literal["parquet", "csv", "json"]
 SummaryFormat = Literal["json", "csv"]
@@ -391,6 +379,22 @@ def _number(value: float) -> float | int:
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
+def _statistics(metric: Metric, t: VariantTotals) -> tuple[tuple[str, ...], list[float | int]]:
+    """The aggregate columns of ``metric``'s kind and their values in ``t``."""
+    if metric.kind is MetricKind.RATIO:
+        num, den = metric.numerator or "", metric.denominator or ""
+        values = [
+            t.sums.get(num, 0.0),
+            t.sum_squares.get(num, 0.0),
+            t.sums.get(den, 0.0),
+            t.sum_squares.get(den, 0.0),
+            t.cross.get(metric.name, 0.0),
+        ]
+        return stats.RATIO_COLUMNS, [_number(v) for v in values]
+    values = [t.sums.get(metric.name, 0.0), t.sum_squares.get(metric.name, 0.0)]
+    return stats.MEAN_COLUMNS, [_number(v) for v in values]
+
+
 def summary_rows(
     experiment: Experiment, totals: list[VariantTotals], day: str | None = None
 ) -> list[dict[str, Any]]:
@@ -408,20 +412,7 @@ def summary_rows(
                 kind=metric.kind.value,
                 n=t.n,
             )
-            if metric.kind is MetricKind.RATIO:
-                num, den = metric.numerator or "", metric.denominator or ""
-                row.update(
-                    numerator_sum=_number(t.sums.get(num, 0.0)),
-                    numerator_sum_squares=_number(t.sum_squares.get(num, 0.0)),
-                    denominator_sum=_number(t.sums.get(den, 0.0)),
-                    denominator_sum_squares=_number(t.sum_squares.get(den, 0.0)),
-                    cross_sum=_number(t.cross.get(metric.name, 0.0)),
-                )
-            else:
-                row.update(
-                    sum=_number(t.sums.get(metric.name, 0.0)),
-                    sum_squares=_number(t.sum_squares.get(metric.name, 0.0)),
-                )
+            row.update(zip(*_statistics(metric, t), strict=True))
             rows.append(row)
     return rows
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from typing import Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
@@ -24,6 +23,7 @@ from experiments.errors import ExperimentNotFoundError
 from experiments.store import Store, VariantTotals
 from service.api.deps import SESSION_COOKIE, SettingsDep, StoreDep, is_admin, session_token
 from service.readout.build import build_results
+from service.readout.model import ExperimentResults
 from service.report.html import dashboard_html, login_html, not_found_html, report_html
 
 __all__ = ["router"]
@@ -84,7 +84,7 @@ async def _data(store: Store, experiment: Experiment) -> Data:
     return await store.totals(experiment), await store.daily_totals(experiment)
 
 
-def _results(experiment: Experiment, data: Data, now: float) -> dict[str, Any]:
+def _results(experiment: Experiment, data: Data, now: float) -> ExperimentResults:
     totals, daily = data
     return build_results(experiment, totals, daily, now)
 

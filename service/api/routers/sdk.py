@@ -13,12 +13,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from typing import Annotated, Literal
 
-import jinja2
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +25,7 @@ from experiments.definitions import Experiment, Status
 from experiments.errors import ExperimentNotFoundError, StoreUnavailableError
 from service.api.deps import Definitions
 from service.demo.casestudies import BUYAKILT
+from service.demo.shop import shop_html
 
 __all__ = ["DefinitionSnapshot", "PublicDefinition", "public_definition", "router", "snapshot_of"]
 
@@ -115,15 +114,6 @@ def _sdk_script() -> _Script:
     return _Script(body=body, gzipped=gzip.compress(body, 9, mtime=0), etag=_etag(body))
 
 
-@cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("service", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-    )
-
-
 @router.get(
     "/sdk.js",
     summary="The browser SDK (dependency-free JavaScript)",
@@ -165,75 +155,6 @@ async def definitions(request: Request, cache: Definitions) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
-@dataclass(frozen=True)
-class Kilt:
-    name: str
-    kind: str
-    tartan: str
-    price: Decimal
-    colours: tuple[str, str, str]
-
-
-KILTS: tuple[Kilt, ...] = (
-    Kilt(
-        "Black Watch 8-yard kilt",
-        "Traditional",
-        "Black Watch",
-        Decimal("389.00"),
-        ("#1d2b4f", "#17462e", "#0b0b0b"),
-    ),
-    Kilt(
-        "Royal Stewart 8-yard kilt",
-        "Traditional",
-        "Royal Stewart",
-        Decimal("399.00"),
-        ("#b3121d", "#15365f", "#e8c547"),
-    ),
-    Kilt(
-        "Hunting Stewart 5-yard kilt",
-        "Traditional",
-        "Hunting Stewart",
-        Decimal("249.00"),
-        ("#1f4a32", "#1d2b4f", "#a3161f"),
-    ),
-    Kilt(
-        "Royal Stewart casual kilt",
-        "Casual",
-        "Royal Stewart",
-        Decimal("89.90"),
-        ("#c0141f", "#17365c", "#f2f2f2"),
-    ),
-    Kilt(
-        "Grey Granite casual kilt",
-        "Casual",
-        "Grey Granite",
-        Decimal("69.90"),
-        ("#6b6f75", "#2e3136", "#c9ccd1"),
-    ),
-    Kilt(
-        "MacLeod of Lewis hybrid kilt",
-        "Hybrid",
-        "MacLeod of Lewis",
-        Decimal("129.00"),
-        ("#f0c419", "#111111", "#b3121d"),
-    ),
-    Kilt(
-        "Black Watch utility kilt",
-        "Utility",
-        "Black Watch",
-        Decimal("79.90"),
-        ("#1d2b4f", "#17462e", "#111111"),
-    ),
-    Kilt(
-        "Grey Granite utility kilt",
-        "Utility",
-        "Grey Granite",
-        Decimal("74.90"),
-        ("#5d6167", "#33363b", "#b8bbc0"),
-    ),
-)
-
-
 @router.get("/demo/shop", response_class=HTMLResponse, summary="Demo shop using the browser SDK")
 async def demo_shop(
     cache: Definitions,
@@ -248,16 +169,5 @@ async def demo_shop(
         state = "missing"
     except StoreUnavailableError:
         state = "unknown"  # no definitions cached yet: the SDK decides from what it can reach
-    page = (
-        _templates()
-        .get_template("shop.html")
-        .render(
-            experiment=DEMO_EXPERIMENT,
-            state=state,
-            mode=mode,
-            kilts=KILTS,
-            kinds=sorted({k.kind for k in KILTS}),
-            tartans=sorted({k.tartan for k in KILTS}),
-        )
-    )
+    page = shop_html(DEMO_EXPERIMENT, state=state, mode=mode)
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,169 @@
+"""The read-out of one experiment as one frozen, typed value: what ``GET .../results`` serves.
+
+:func:`service.readout.build.build_results` makes it once per request from the store's totals;
+the report pages, the terminal tables, the client and the notebooks read its attributes. Every
+model forbids unknown fields and has no defaults, so a field renamed or dropped on one side fails
+validation loudly instead of reading as "missing" (or as a default) on the other.
+Undefined numbers are ``None`` (with the reason in ``reasons``), never a stand-in value.
+
+The verdict of each comparison is decided once, when the read-out is built, and carried on its
+row (:attr:`VariantResult.verdict`); the experiment's verdict on :attr:`ExperimentResults.verdict`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "BADGES",
+    "ExperimentResults",
+    "Interval",
+    "MetricKindName",
+    "MetricResults",
+    "Progress",
+    "SRMCheck",
+    "SeriesPoint",
+    "VariantResult",
+    "Verdict",
+    "VerdictKind",
+]
+
+Interval = tuple[float, float]
+MetricKindName = Literal["conversion", "mean", "count", "ratio"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class VerdictKind(StrEnum):
+    WINNING = "winning"
+    LOSING = "losing"
+    INCONCLUSIVE = "inconclusive"
+    SRM = "srm"
+    NOT_ENOUGH_DATA = "not_enough_data"
+
+
+BADGES: dict[VerdictKind, str] = {
+    VerdictKind.WINNING: "Winning",
+    VerdictKind.LOSING: "Losing",
+    VerdictKind.INCONCLUSIVE: "Inconclusive",
+    VerdictKind.SRM: "SRM problem",
+    VerdictKind.NOT_ENOUGH_DATA: "Not enough data",
+}
+
+
+class Verdict(_Frozen):
+    """A verdict: its kind, the one-paragraph sentence, and the variant it is about."""
+
+    kind: VerdictKind
+    sentence: str
+    variant: str | None
+
+    @property
+    def badge(self) -> str:
+        """The short label of the kind: "Winning", "SRM problem", ..."""
+        return BADGES[self.kind]
+
+
+class SeriesPoint(_Frozen):
+    """The cumulative comparison at the end of one UTC day."""
+
+    date: date
+    relative_lift: float | None
+    relative_cs: Interval | None
+    sequential_pvalue: float | None
+
+
+class VariantResult(_Frozen):
+    """One variant of one metric. The control has no comparison: those fields are ``None``."""
+
+    variant: str
+    visitors: int
+    total: float
+    value: float | None
+    absolute_lift: float | None
+    absolute_ci: Interval | None
+    relative_lift: float | None
+    relative_ci: Interval | None
+    statistic: float | None
+    pvalue: float | None
+    adjusted_pvalue: float | None
+    significant: bool
+    chance_to_beat_control: float | None
+    expected_loss: float | None
+    sequential_pvalue: float | None
+    method: str | None
+    series: tuple[SeriesPoint, ...]
+    reasons: tuple[str, ...]
+    verdict: Verdict | None
+    """The verdict on this variant against the control (``None`` for the control itself)."""
+
+
+class MetricResults(_Frozen):
+    """One metric: the control first, then every other variant with its comparison."""
+
+    name: str
+    kind: MetricKindName
+    primary: bool
+    family_size: int
+    """How many comparisons share this metric's multiple-testing family (Holm within it)."""
+    variants: tuple[VariantResult, ...]
+
+    @property
+    def control(self) -> VariantResult:
+        return self.variants[0]
+
+    @property
+    def treatments(self) -> tuple[VariantResult, ...]:
+        return self.variants[1:]
+
+
+class SRMCheck(_Frozen):
+    """The sample-ratio check: observed visitors against the configured weights."""
+
+    visitors: dict[str, int]
+    pvalue: float | None
+    mismatch: bool
+    expected: tuple[float | None, ...] | None
+    reason: str | None
+
+
+class Progress(_Frozen):
+    """Progress toward the planned sample size of the primary metric."""
+
+    minimum_detectable_effect: float
+    days_running: float | None
+    required_per_variant: int | None
+    visitors_per_variant: tuple[int, ...]
+    fraction: float | None
+    days_remaining: float | None
+    reason: str | None
+
+
+class ExperimentResults(_Frozen):
+    """The whole statistical read-out of one experiment."""
+
+    experiment: str
+    name: str
+    status: Literal["draft", "running", "paused", "stopped"]
+    winner: str | None
+    confidence_level: float
+    generated_at: datetime
+    srm: SRMCheck
+    progress: Progress
+    metrics: tuple[MetricResults, ...]
+    verdict: Verdict
+    """The experiment's badge: its primary metric's verdict, the strongest variant first."""
+
+    @property
+    def primary(self) -> MetricResults | None:
+        return next((m for m in self.metrics if m.primary), None)
+
+    @property
+    def alpha(self) -> float:
+        return 1 - self.confidence_level
