@@ -15,7 +15,7 @@ from enum import StrEnum
 from experiments.bucketing import choose_variant, hash_bucket
 from experiments.definitions import Experiment, Status
 
-__all__ = ["Decision", "Reason", "choose", "decide", "served_variant"]
+__all__ = ["Decision", "Reason", "decide"]
 
 
 class Reason(StrEnum):
@@ -54,7 +54,7 @@ class Decision:
         return None if index is None else self.experiment.variant_keys[index]
 
 
-def choose(experiment: Experiment, visitor_id: str) -> int | None:
+def _choose(experiment: Experiment, visitor_id: str) -> int | None:
     """The variant index the hash gives ``visitor_id``, or ``None`` when not enrolled."""
     bucket = hash_bucket(experiment.seed, visitor_id, experiment.hash_version)
     if bucket is None:
@@ -71,7 +71,7 @@ def decide(
     """The decision for ``visitor_id`` in ``experiment`` from the definition alone."""
     status = experiment.status
     if status is Status.RUNNING:
-        index = choose(experiment, visitor_id)
+        index = _choose(experiment, visitor_id)
         reason = Reason.OUTSIDE_COVERAGE if index is None else Reason.ENROLLED
         return Decision(experiment, index, reason)
     if status is Status.STOPPED:
@@ -79,8 +79,3 @@ def decide(
             return Decision(experiment, None, Reason.STOPPED)
         return Decision(experiment, experiment.variant_keys.index(experiment.winner), Reason.WINNER)
     return Decision(experiment, None, Reason.NOT_RUNNING)
-
-
-def served_variant(experiment: Experiment, visitor_id: str) -> int | None:
-    """What to show when nothing is recorded: the hash while running, the winner once stopped."""
-    return decide(experiment, visitor_id).variant_index

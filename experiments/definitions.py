@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from experiments.bucketing import BucketRange, bucket_ranges
 from experiments.errors import ConflictError, InvalidDefinitionError
+from experiments.limits import EVENT_NAME_PATTERN, EVENT_NAME_RULE, KEY_PATTERN, KEY_RULE
 
 __all__ = [
     "Experiment",
@@ -28,9 +29,8 @@ __all__ = [
     "transition",
 ]
 
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="lowercase letters, digits, - and _")]
-EventName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+Slug = Annotated[str, Field(pattern=KEY_PATTERN, description=KEY_RULE)]
+EventName = Annotated[str, Field(pattern=EVENT_NAME_PATTERN, description=EVENT_NAME_RULE)]
 
 
 class Status(StrEnum):

@@ -7,6 +7,18 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from experiments.limits import (
+    EVENT_ID_PATTERN,
+    EVENT_ID_RULE,
+    EVENT_NAME_PATTERN,
+    EVENT_NAME_RULE,
+    KEY_PATTERN,
+    KEY_RULE,
+    VISITOR_ID_MAX_LENGTH,
+    VISITOR_ID_PATTERN,
+    VISITOR_ID_RULE,
+)
+
 __all__ = [
     "AssignRequest",
     "AssignResponse",
@@ -16,18 +28,16 @@ __all__ = [
     "VisitorId",
 ]
 
-VISITOR_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
-VISITOR_ID_RULE = "1-200 characters, no control characters"
-EXPERIMENT_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-EXPERIMENT_KEY_RULE = "1-64 of a-z, 0-9, - and _, starting with a letter or digit"
-
 VisitorId = Annotated[
     str,
-    Field(min_length=1, max_length=200, pattern=VISITOR_ID_PATTERN, description=VISITOR_ID_RULE),
+    Field(
+        min_length=1,
+        max_length=VISITOR_ID_MAX_LENGTH,
+        pattern=VISITOR_ID_PATTERN,
+        description=VISITOR_ID_RULE,
+    ),
 ]
-ExperimentKey = Annotated[
-    str, Field(pattern=EXPERIMENT_KEY_PATTERN, description=EXPERIMENT_KEY_RULE)
-]
+ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, description=KEY_RULE)]
 AttributeValue = str | float | bool | None | list[str | float | bool]
 
 
@@ -53,9 +63,9 @@ class AssignResponse(BaseModel):
 
 class TrackRequest(_Strict):
     visitor_id: VisitorId
-    event: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+    event: str = Field(pattern=EVENT_NAME_PATTERN, description=EVENT_NAME_RULE)
     value: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
-    event_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
+    event_id: str | None = Field(default=None, pattern=EVENT_ID_PATTERN, description=EVENT_ID_RULE)
     timestamp: datetime | None = Field(
         default=None, description="when it happened (ISO 8601 or seconds since the epoch)"
     )

@@ -2,7 +2,7 @@
 
 Each experiment of :mod:`service.demo.casestudies` is created as running since ``days``
 simulated days ago. Its visitors arrive uniformly over those days; each is bucketed by the real
-hash (:func:`experiments.assignment.choose`) and recorded with :meth:`Store.record_exposure` at its
+hash (:func:`experiments.assignment.decide`) and recorded with :meth:`Store.record_exposure` at its
 simulated arrival time, and its events go through :meth:`Store.track` (the same Lua scripts as
 ``/v1/track``) with timestamps after that exposure. The HTTP track endpoint refuses events older
 than seven days, which is why the demo talks to the store directly.
@@ -40,7 +40,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from experiments.assignment import choose
+from experiments.assignment import decide
 from experiments.definitions import Experiment, MetricKind, Status, transition
 from experiments.errors import ExperimentNotFoundError
 from experiments.keys import Keyspace
@@ -175,7 +175,7 @@ def _simulate(
     # Arrivals stop an hour before the end so that events have time to happen.
     arrivals = np.sort(rng.integers(start_ms, end_ms - 3_600_000, total))
     visitors = [f"demo{seed}-{i:07d}" for i in range(total)]
-    chosen = [choose(experiment, v) for v in visitors]
+    chosen = [decide(experiment, v).variant_index for v in visitors]
     enrolled = [i for i, c in enumerate(chosen) if c is not None]
     visitors = [visitors[i] for i in enrolled]
     arrivals = arrivals[enrolled]

@@ -7,12 +7,15 @@
 
   var COOKIE = "abacus_vid";
   var COOKIE_MAX_AGE_SECONDS = 31536000; // one year
-  var EVENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
-  var EVENT_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-  var EXPERIMENT_KEY = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+  // The server's input rules and limits (experiments/limits.py), filled in when it serves this
+  // file, so the browser and the server cannot disagree.
+  var LIMITS = __ABACUS_LIMITS__;
+  var EVENT_NAME = new RegExp(LIMITS.event_name_pattern);
+  var EVENT_ID = new RegExp(LIMITS.event_id_pattern);
+  var EXPERIMENT_KEY = new RegExp(LIMITS.key_pattern);
   var MAX_QUEUE = 1000;
   var MAX_BATCH = 50; // keeps keepalive bodies far below the browser's 64 KiB budget
-  var MAX_AGE_MS = 6 * 86400000; // the server remembers event ids for 7 days
+  var MAX_AGE_MS = LIMITS.queue_max_age_seconds * 1000; // older events the server would refuse
   var LATE_MS = 600000; // an event delivered later than this carries its own timestamp
   var scriptSrc = document.currentScript && document.currentScript.src;
 

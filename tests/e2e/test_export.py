@@ -157,14 +157,13 @@ def test_client_reads_events_summary_and_results(filled: LiveServer) -> None:
         added = daily.groupby(["variant", "metric"])["n"].sum()
         assert added.to_dict() == overall.set_index(["variant", "metric"])["n"].to_dict()
         results = client.results("small")
-        primary = results["metrics"][0]
+        primary = results.primary
+        assert primary is not None
         table = stats.compare_frame(
             rows, metrics=stats.definition_metrics(definition["metrics"]), control="control"
         )
-        mine = table[(table.metric == primary["name"]) & (table.variant == "filters")]
-        assert float(mine.pvalue.iloc[0]) == pytest.approx(
-            primary["variants"][1]["pvalue"], abs=1e-9
-        )
+        mine = table[(table.metric == primary.name) & (table.variant == "filters")]
+        assert float(mine.pvalue.iloc[0]) == pytest.approx(primary.variants[1].pvalue, abs=1e-9)
         with pytest.raises(ClientError) as missing:
             client.events("no-such")
         assert missing.value.status == 404 and "no-such" in missing.value.message

@@ -25,7 +25,7 @@ import pytest
 import redis.asyncio as aioredis
 from nbclient import NotebookClient
 
-from experiments.assignment import choose
+from experiments.assignment import decide
 from experiments.definitions import Experiment, Status, transition
 from experiments.embedded import EmbeddedRedis
 from experiments.keys import Keyspace
@@ -57,7 +57,7 @@ async def _buyakilt_with_devices(store: Store, *, visitors: int, seed: int, end_
     experiment = transition(draft, Status.RUNNING, now=start_ms / 1000)
     await store.create_experiment(experiment)
     ids = [f"shopper-{i:06d}" for i in range(visitors)]
-    variant = np.array([choose(experiment, v) for v in ids])
+    variant = np.array([decide(experiment, v).variant_index for v in ids])
     arrival = np.sort(rng.integers(start_ms, end_ms - 3_600_000, visitors))
     device = rng.choice(len(DEVICES), visitors, p=DEVICE_SHARE)
     propensity = rng.gamma(0.3, 1 / 0.3, visitors)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from experiments.assignment import served_variant
+from experiments.assignment import decide
 from experiments.definitions import Experiment
 from experiments.embedded import EmbeddedRedis
 from service.demo.casestudies import BUYAKILT
@@ -43,8 +43,7 @@ def start_experiment(url: str, definition: dict[str, Any] = BUYAKILT.definition)
 
 def hash_variant(visitor_id: str) -> str | None:
     """What Python's bucketing gives the visitor in the Buyakilt experiment."""
-    index = served_variant(EXPERIMENT, visitor_id)
-    return None if index is None else EXPERIMENT.variant_keys[index]
+    return decide(EXPERIMENT, visitor_id).variant
 
 
 def visitor_in(variant: str, prefix: str) -> str:
@@ -249,8 +248,7 @@ def test_site_id_and_several_experiments_in_one_request(live_server: LiveServer,
 
 def _variant_of(definition: dict[str, Any], visitor_id: str) -> str | None:
     experiment = Experiment.model_validate({**definition, "status": "running"})
-    index = served_variant(experiment, visitor_id)
-    return None if index is None else experiment.variant_keys[index]
+    return decide(experiment, visitor_id).variant
 
 
 def test_an_event_tracked_while_the_page_unloads_still_arrives(

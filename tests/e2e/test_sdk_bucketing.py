@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from experiments.assignment import served_variant
+from experiments.assignment import decide
 from experiments.bucketing import (
     bucket_ranges,
     choose_variant,
@@ -20,12 +20,12 @@ from experiments.bucketing import (
     in_namespace,
 )
 from experiments.definitions import Experiment
-from service.api.routers.sdk import public_definition
+from service.api.routers.sdk import public_definition, sdk_source
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SDK = (ROOT / "service" / "static" / "sdk.js").read_text()
+SDK = sdk_source().decode()
 CASES: dict[str, Any] = json.loads((ROOT / "tests" / "data" / "growthbook-cases.json").read_text())
 
 
@@ -172,8 +172,7 @@ def test_100k_random_ids_get_the_same_bucket_and_variant(js: Any) -> None:
 
 
 def _variant_key(experiment: Experiment, visitor_id: str) -> str | None:
-    index = served_variant(experiment, visitor_id)
-    return None if index is None else experiment.variant_keys[index]
+    return decide(experiment, visitor_id).variant
 
 
 def test_decide_serves_the_winner_of_a_stopped_experiment_and_nothing_when_paused(js: Any) -> None:

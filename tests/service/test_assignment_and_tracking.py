@@ -10,7 +10,7 @@ import redis
 from fastapi.testclient import TestClient
 from scipy.stats import chisquare
 
-from experiments.assignment import choose
+from experiments.assignment import decide
 from experiments.definitions import Experiment
 from tests.service.conftest import AUTH, BUYAKILT, create_running
 
@@ -49,7 +49,7 @@ def test_variant_equals_the_pure_hash(client: TestClient) -> None:
     create_running(client, BUYAKILT)
     experiment = Experiment.model_validate({**BUYAKILT, "status": "running"})
     for i in range(200):
-        index = choose(experiment, f"u{i}")
+        index = decide(experiment, f"u{i}").variant_index
         assert index is not None
         assert _assign(client, f"u{i}") == experiment.variant_keys[index]
 

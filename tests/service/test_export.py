@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 import stats
-from experiments.assignment import choose
+from experiments.assignment import decide
 from experiments.definitions import Experiment, Status, transition
 from experiments.keys import Keyspace
 from experiments.store import (
@@ -88,7 +88,7 @@ async def _record(store: Store, definition: dict[str, Any], *, visitors: int, se
     batch = []
     for i in range(visitors):
         visitor = f"visitor,{i}" if i % 7 == 0 else f"v{i}"  # a comma, for the CSV quoting
-        index = choose(experiment, visitor)
+        index = decide(experiment, visitor).variant_index
         if index is None:
             continue
         ms = int(NOW_MS - 4 * DAY_MS + rng.integers(0, 3 * DAY_MS))

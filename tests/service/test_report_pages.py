@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 
-from experiments.assignment import choose
+from experiments.assignment import decide
 from experiments.definitions import Experiment
 from experiments.keys import Keyspace
 from experiments.store import Store, connect
@@ -55,7 +55,7 @@ def _assign(client: TestClient, key: str, visitors: list[str]) -> None:
 
 def _visitors_in(definition: dict[str, Any], variant: int, count: int) -> list[str]:
     experiment = Experiment.model_validate(definition)
-    found = [f"v{i}" for i in range(2000) if choose(experiment, f"v{i}") == variant]
+    found = [f"v{i}" for i in range(2000) if decide(experiment, f"v{i}").variant_index == variant]
     return found[:count]
 
 

@@ -11,15 +11,18 @@ from fastapi import APIRouter, Request, Response
 from experiments.assignment import decide
 from experiments.definitions import Experiment, Status
 from experiments.errors import InvalidDefinitionError, StoreUnavailableError
-from experiments.limits import MAX_EVENT_AGE_SECONDS, MAX_EVENT_SKEW_SECONDS
+from experiments.limits import (
+    KEY_PATTERN,
+    KEY_RULE,
+    MAX_EVENT_AGE_SECONDS,
+    MAX_EVENT_SKEW_SECONDS,
+    VISITOR_ID_PATTERN,
+    VISITOR_ID_RULE,
+)
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
 from service.api.deps import Definitions, StoreDep
 from service.api.metrics import Metrics
 from service.api.schemas import (
-    EXPERIMENT_KEY_PATTERN,
-    EXPERIMENT_KEY_RULE,
-    VISITOR_ID_PATTERN,
-    VISITOR_ID_RULE,
     AssignRequest,
     AssignResponse,
     BatchTrackRequest,
@@ -32,7 +35,7 @@ __all__ = ["ASSIGN_ONE_OPENAPI", "assign_one", "router"]
 router = APIRouter(tags=["public"])
 
 
-_EXPERIMENT_KEY = re.compile(EXPERIMENT_KEY_PATTERN)
+_EXPERIMENT_KEY = re.compile(KEY_PATTERN)
 _VISITOR_ID = re.compile(VISITOR_ID_PATTERN)
 
 
@@ -95,7 +98,7 @@ async def assign_one(request: Request) -> Response:
     problems = [
         {"field": name, "message": f"must be {rule}", "value": value[:200]}
         for name, value, pattern, rule in (
-            ("experiment", experiment, _EXPERIMENT_KEY, EXPERIMENT_KEY_RULE),
+            ("experiment", experiment, _EXPERIMENT_KEY, KEY_RULE),
             ("visitor_id", visitor_id, _VISITOR_ID, VISITOR_ID_RULE),
         )
         if pattern.fullmatch(value) is None
@@ -129,7 +132,7 @@ ASSIGN_ONE_OPENAPI: dict[str, object] = {
             "name": "experiment",
             "in": "query",
             "required": True,
-            "schema": {"type": "string", "pattern": EXPERIMENT_KEY_PATTERN},
+            "schema": {"type": "string", "pattern": KEY_PATTERN},
         },
         {
             "name": "visitor_id",

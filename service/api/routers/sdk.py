@@ -1,11 +1,13 @@
 """What the browser SDK needs from the service: the script, the public definition snapshot it
 decides from locally, and the demo shop that shows how a site integrates both.
 
-``GET /sdk.js`` serves ``service/static/sdk.js`` (gzipped when the browser accepts it) with an
-``ETag``. ``GET /v1/definitions`` is public and cacheable: it holds, per running, paused or
-stopped experiment, only what bucketing needs (key, seed, hash version, coverage, variant keys and
+``GET /sdk.js`` serves ``service/static/sdk.js`` with the input rules of
+:mod:`experiments.limits` filled in, gzipped when the browser accepts it, with an ``ETag``.
+``GET /v1/definitions`` is public and cacheable: it holds, per running, paused or stopped
+experiment, only what bucketing needs (key, seed, hash version, coverage, variant keys and
 weights, bucket ranges, status, winner), never names, hypotheses, metrics or results. Drafts are
-left out. ``GET /demo/shop`` renders the Buyakilt category page of the case study.
+left out. ``GET /demo/shop`` renders the Buyakilt category page of the case study
+(:mod:`service.demo.shop`).
 """
 
 from __future__ import annotations
@@ -17,17 +19,26 @@ from functools import cache
 from importlib.resources import files
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict
 
+from experiments import limits
 from experiments.definitions import Experiment, Status
 from experiments.errors import ExperimentNotFoundError, StoreUnavailableError
 from service.api.deps import Definitions
 from service.demo.casestudies import BUYAKILT
 from service.demo.shop import shop_html
 
-__all__ = ["DefinitionSnapshot", "PublicDefinition", "public_definition", "router", "snapshot_of"]
+__all__ = [
+    "DefinitionSnapshot",
+    "PublicDefinition",
+    "public_definition",
+    "router",
+    "sdk_source",
+    "snapshot_of",
+]
 
 router = APIRouter(tags=["sdk"])
 
@@ -107,10 +118,34 @@ class _Script:
     etag: str
 
 
+LIMITS_MARKER = b"__ABACUS_LIMITS__"
+"""Where ``sdk.js`` takes the rules of :mod:`experiments.limits`."""
+
+
+def _limits_json() -> bytes:
+    return orjson.dumps(
+        {
+            "key_pattern": limits.KEY_PATTERN,
+            "event_name_pattern": limits.EVENT_NAME_PATTERN,
+            "event_id_pattern": limits.EVENT_ID_PATTERN,
+            "visitor_id_pattern": limits.VISITOR_ID_PATTERN,
+            "queue_max_age_seconds": limits.SDK_QUEUE_MAX_AGE_SECONDS,
+        }
+    )
+
+
+def sdk_source() -> bytes:
+    """``service/static/sdk.js`` with the patterns and limits of :mod:`experiments.limits`."""
+    template = files("service").joinpath("static", "sdk.js").read_bytes()
+    if template.count(LIMITS_MARKER) != 1:
+        raise RuntimeError(f"sdk.js must hold {LIMITS_MARKER.decode()} exactly once")
+    return template.replace(LIMITS_MARKER, _limits_json())
+
+
 @cache
 def _sdk_script() -> _Script:
-    """The packaged script, read once per process (package data does not change at run time)."""
-    body = files("service").joinpath("static", "sdk.js").read_bytes()
+    """The served script, built once per process (package data does not change at run time)."""
+    body = sdk_source()
     return _Script(body=body, gzipped=gzip.compress(body, 9, mtime=0), etag=_etag(body))
 
 
