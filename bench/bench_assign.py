@@ -13,20 +13,21 @@ Needs ``wrk`` (Debian package ``wrk``).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.live_server import LiveServer  # noqa: E402
+
 EXPERIMENT = {
     "key": "bench",
     "variants": [{"key": "control", "weight": 0.5}, {"key": "variant", "weight": 0.5}],
@@ -61,12 +62,6 @@ def create_bench_app():  # type: ignore[no-untyped-def]
         return Response(b'{"hello":"world"}', media_type="application/json")
 
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wrk(
@@ -107,45 +102,14 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
+        env: dict[str, str | None] = {
             "ABACUS_DATA_DIR": str(Path(tmp) / "data"),
             "ABACUS_REDIS_URL": "",
-            "PYTHONPATH": str(ROOT),
+            "ABACUS_ADMIN_KEY": None,
         }
-        env.pop("ABACUS_ADMIN_KEY", None)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.bench_assign:create_bench_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        with LiveServer(env, app="bench.bench_assign:create_bench_app") as server:
+            url = server.url
             httpx.post(url + "/v1/experiments", json=EXPERIMENT).raise_for_status()
             httpx.patch(
                 url + "/v1/experiments/bench", json={"status": "running"}
@@ -169,9 +133,6 @@ def main() -> int:
                         )
                     )
             visitors = httpx.get(url + "/v1/experiments/bench/results", timeout=60)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     ratios = [a["rps"] / h["rps"] for a, h in zip(runs["assign"], runs["hello"], strict=True)]
     print(f"{'endpoint':<10}{'req/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
     for name, rs in runs.items():

@@ -25,9 +25,6 @@ import argparse
 import asyncio
 import functools
 import math
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from experiments.definitions import Experiment, Status, transition  # noqa: E402
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes  # noqa: E402
+from tests.support.live_server import LiveServer  # noqa: E402
 
 DAY_MS = 86_400_000
 DEVICES = ("mobile", "desktop", "tablet")
@@ -182,48 +179,6 @@ def measure_memory(pid: int) -> Iterator[list[Memory]]:
     found.append(Memory(before, _status_kib(pid, "VmHWM")))
 
 
-@contextmanager
-def serve(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """The real app in a uvicorn subprocess (uvloop + httptools) on a free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "service.api.app:create_app",
-        "--factory",
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"service exited with {process.returncode}")
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.1)
-        yield process, url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
 # -- export, measured and checked ---------------------------------------------------------------
 
 
@@ -348,20 +303,20 @@ def main() -> int:
                     f"{filled.seconds:.1f} s"
                 )
             runs: list[ExportRun] = []
-            with serve(store_env) as (process, url), Client(url, ADMIN_KEY) as client:
+            with LiveServer(store_env) as server, Client(server.url, ADMIN_KEY) as client:
                 # One small export first, so that first-use costs (imports, pools) are not
                 # counted against either size.
                 for fmt in ("parquet", "csv"):
-                    export(client, process.pid, "small", fmt, Path(tmp) / f"warmup.{fmt}")
+                    export(client, server.pid, "small", fmt, Path(tmp) / f"warmup.{fmt}")
                 print(
-                    f"server RSS after warm-up: {_status_kib(process.pid, 'VmRSS') / 1024:.0f} MiB"
+                    f"server RSS after warm-up: {_status_kib(server.pid, 'VmRSS') / 1024:.0f} MiB"
                 )
                 for key in ("small", "large"):
                     definition_metrics = client.experiment(key)["metrics"]
                     summary = client.summary(key)
                     for fmt in ("parquet", "csv"):
                         out = Path(tmp) / f"{key}.{fmt}"
-                        run = export(client, process.pid, key, fmt, out)
+                        run = export(client, server.pid, key, fmt, out)
                         runs.append(run)
                         frame = read_export(out, fmt)
                         problems = check_round_trip(frame, summary, definition_metrics)

@@ -18,11 +18,8 @@ Needs Debian's ``chromium`` and the ``playwright`` package (the test extras).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from experiments.bucketing import hash_bucket  # noqa: E402
 from service.demo.casestudies import BUYAKILT  # noqa: E402
+from tests.support.live_server import LiveServer  # noqa: E402
 
 LOCAL = """async ([n, round]) => {
     const defs = await abacus.definitions();
@@ -62,12 +60,6 @@ SERVER = """async ([n, round]) => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _python_us_per_bucket(n: int, round_: int) -> float:
     start = time.perf_counter()
     for i in range(n):
@@ -87,24 +79,14 @@ def main() -> int:
         return 2
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "ABACUS_DATA_DIR": str(Path(tmp) / "data"), "ABACUS_REDIS_URL": ""}
-        env.pop("ABACUS_ADMIN_KEY", None)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.api.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-             "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        env: dict[str, str | None] = {
+            "ABACUS_DATA_DIR": str(Path(tmp) / "data"),
+            "ABACUS_REDIS_URL": "",
+            "ABACUS_ADMIN_KEY": None,
+        }
+        with LiveServer(env) as server:
+            url = server.url
             httpx.post(url + "/v1/experiments", json=BUYAKILT.definition).raise_for_status()
             httpx.patch(
                 url + f"/v1/experiments/{BUYAKILT.key}", json={"status": "running"}
@@ -129,9 +111,6 @@ def main() -> int:
                             server_us.append(page.evaluate(SERVER, [args.server, r]) * 1000)
                     python_us.append(_python_us_per_bucket(args.local // 4, r))
                 browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     local, remote, python = (statistics.median(x) for x in (local_us, server_us, python_us))
     print(f"{'decision':<34}{'µs each (median)':>18}")
     print(f"{'local: decide() in Chromium':<34}{local:>18.3f}")

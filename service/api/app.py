@@ -23,6 +23,7 @@ from experiments.errors import (
 )
 from experiments.keys import Keyspace
 from experiments.store import Store, connect
+from service import __version__
 from service.api.definitions_cache import DefinitionCache
 from service.api.metrics import Metrics
 from service.settings import Settings
@@ -37,6 +38,18 @@ STATUS_OF: dict[type[AbacusError], int] = {
     ConflictError: 409,
     StoreUnavailableError: 503,
 }
+"""The HTTP status of each domain error."""
+
+ERROR_CODES: dict[int, str] = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "invalid_request",
+    503: "unavailable",
+}
+"""The ``error`` code of every error body, by HTTP status (anything else: ``"error"``)."""
 
 
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> Any:
@@ -78,19 +91,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             }
         )
     message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-    return JSONResponse(error_body("invalid_request", message, details), status_code=422)
+    return JSONResponse(error_body(ERROR_CODES[422], message, details), status_code=422)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {
-        401: "unauthorized",
-        404: "not_found",
-        405: "method_not_allowed",
-        413: "payload_too_large",
-    }
     return JSONResponse(
-        error_body(codes.get(exc.status_code, "error"), str(exc.detail)),
+        error_body(ERROR_CODES.get(exc.status_code, "error"), str(exc.detail)),
         status_code=exc.status_code,
         headers=exc.headers,
     )
@@ -99,10 +106,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _abacus_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AbacusError)
     status = next((s for t, s in STATUS_OF.items() if isinstance(exc, t)), 500)
-    code = {404: "not_found", 422: "invalid_request", 409: "conflict", 503: "unavailable"}
     headers = {"Retry-After": "1"} if status == 503 else None
     return JSONResponse(
-        error_body(code.get(status, "error"), str(exc)), status_code=status, headers=headers
+        error_body(ERROR_CODES.get(status, "error"), str(exc)), status_code=status, headers=headers
     )
 
 
@@ -146,7 +152,7 @@ class BodyLimit:
 
     def _body(self, size: int) -> Any:
         return error_body(
-            "payload_too_large",
+            ERROR_CODES[413],
             f"request body must be at most {self.max_bytes} bytes, got {size}",
             [{"field": "body", "message": "too large", "value": size}],
         )
@@ -180,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Abacus",
         summary="A/B-testing engine: assignment, tracking and statistical read-outs",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +45,7 @@ from experiments.errors import ExperimentNotFoundError
 from experiments.keys import Keyspace
 from experiments.store import Store, TrackEvent, TrackOutcome, connect, encode_attributes
 from service.demo.casestudies import CASE_STUDIES, CaseStudy
+from service.loops import run_sync
 from service.settings import Settings
 
 __all__ = ["DemoOutcome", "load_demo", "run_demo"]
@@ -336,17 +336,6 @@ async def _load(
         await client.aclose()
 
 
-def _run_in_own_loop(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion, from a worker thread if this one already runs a loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    # Called from inside an event loop (a notebook, a test driving a browser): use a new one.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
-
-
 def run_demo(
     settings: Settings,
     *,
@@ -371,7 +360,7 @@ def run_demo(
         settings = replace(settings, redis_url=embedded.url)
     try:
         began = time.perf_counter()
-        outcomes = _run_in_own_loop(lambda: _load(settings, seed, scale, reset, console))
+        outcomes = run_sync(lambda: _load(settings, seed, scale, reset, console))
     finally:
         if embedded is not None:
             embedded.stop()

@@ -10,28 +10,25 @@ Holding the rows would show: 60,000 rows as Python objects take tens of MiB.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import redis.asyncio as aioredis
 
 import stats
 from bench.bench_export import check_round_trip, fill, measure_memory, read_export
 from experiments.embedded import EmbeddedRedis
-from experiments.keys import Keyspace
 from experiments.store import Store
 from service.client import Client, ClientError, IncompleteLogWarning
 from tests.conftest import ADMIN_KEY, LiveServer
+from tests.support.store import StoreRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = {"small": 10_000, "large": 50_000}
@@ -52,19 +49,12 @@ def _fill(
     shards: int = 2,
     log_max_length: int = 1_000_000,
 ) -> None:
-    async def run() -> None:
-        client = aioredis.from_url(redis_url, decode_responses=True)
-        store = Store(client, Keyspace(prefix), log_max_length=log_max_length)
+    async def run(store: Store) -> None:
         now_ms = int(time.time() * 1000)
-        try:
-            for seed, (key, events) in enumerate(sizes.items()):
-                await fill(store, key, events=events, seed=seed, now_ms=now_ms, shards=shards)
-        finally:
-            await client.aclose()
+        for seed, (key, events) in enumerate(sizes.items()):
+            await fill(store, key, events=events, seed=seed, now_ms=now_ms, shards=shards)
 
-    # A thread of its own: Playwright's sync API may keep a loop running in this one.
-    with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, run()).result()
+    StoreRunner(redis_url, prefix)(run, log_max_length=log_max_length)
 
 
 @pytest.fixture(scope="module")

@@ -10,29 +10,26 @@ without outputs in the repository.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import numpy as np
 import pytest
-import redis.asyncio as aioredis
 from nbclient import NotebookClient
 
 from experiments.assignment import decide
 from experiments.definitions import Experiment, Status, transition
 from experiments.embedded import EmbeddedRedis
-from experiments.keys import Keyspace
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
 from service.demo.casestudies import BUYAKILT
 from service.demo.simulation import load_demo
 from tests.conftest import ADMIN_KEY, LiveServer
+from tests.support.store import StoreRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -104,21 +101,14 @@ async def _buyakilt_with_devices(store: Store, *, visitors: int, seed: int, end_
 
 
 def _load(redis_url: str, prefix: str, traffic: str) -> None:
-    async def run() -> None:
-        client = aioredis.from_url(redis_url, decode_responses=True)
-        store = Store(client, Keyspace(prefix))
+    async def run(store: Store) -> None:
         end_ms = int(time.time() * 1000)
-        try:
-            if traffic == "devices":
-                await _buyakilt_with_devices(store, visitors=20_000, seed=7, end_ms=end_ms)
-            else:
-                await load_demo(store, seed=2024, scale=0.25, studies=[BUYAKILT], end_ms=end_ms)
-        finally:
-            await client.aclose()
+        if traffic == "devices":
+            await _buyakilt_with_devices(store, visitors=20_000, seed=7, end_ms=end_ms)
+        else:
+            await load_demo(store, seed=2024, scale=0.25, studies=[BUYAKILT], end_ms=end_ms)
 
-    # A thread of its own: Playwright's sync API may keep a loop running in this one.
-    with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, run()).result()
+    StoreRunner(redis_url, prefix)(run)
 
 
 @pytest.fixture

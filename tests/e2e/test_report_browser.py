@@ -8,10 +8,8 @@ fetch nothing from outside 127.0.0.1; screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +18,11 @@ import redis
 
 from experiments.definitions import Experiment, Status, transition
 from experiments.embedded import EmbeddedRedis
-from experiments.keys import Keyspace
-from experiments.store import Store, TrackEvent, connect
+from experiments.store import Store, TrackEvent
 from service.demo.casestudies import CASE_STUDIES
 from service.demo.simulation import load_demo
 from tests.conftest import ADMIN_KEY, LiveServer
+from tests.support.store import StoreRunner
 
 pytestmark = pytest.mark.browser
 
@@ -39,31 +37,24 @@ FRESH = {
 SKEWED = {**FRESH, "key": "skewed-split", "name": "Checkout redesign (broken redirect)"}
 
 
-async def _load(url: str) -> None:
-    client = connect(url)
-    store = Store(client, Keyspace(PREFIX))
-    try:
-        await load_demo(store, seed=2024, scale=0.25)
-        await store.create_experiment(Experiment.model_validate(FRESH))
-        now = time.time()
-        skewed = transition(Experiment.model_validate(SKEWED), Status.RUNNING, now=now - 86400)
-        await store.create_experiment(skewed)
-        start_ms = int((now - 86400) * 1000)
-        for i in range(600):
-            await store.record_exposure(skewed, f"s{i}", 0 if i < 400 else 1, now_ms=start_ms)
-        events = [
-            TrackEvent(f"s{i}", "checkout", 0.0, "0.0", start_ms + 60_000) for i in range(0, 600, 9)
-        ]
-        await store.track([skewed], events)
-    finally:
-        await client.aclose()
+async def _load(store: Store) -> None:
+    await load_demo(store, seed=2024, scale=0.25)
+    await store.create_experiment(Experiment.model_validate(FRESH))
+    now = time.time()
+    skewed = transition(Experiment.model_validate(SKEWED), Status.RUNNING, now=now - 86400)
+    await store.create_experiment(skewed)
+    start_ms = int((now - 86400) * 1000)
+    for i in range(600):
+        await store.record_exposure(skewed, f"s{i}", 0 if i < 400 else 1, now_ms=start_ms)
+    events = [
+        TrackEvent(f"s{i}", "checkout", 0.0, "0.0", start_ms + 60_000) for i in range(0, 600, 9)
+    ]
+    await store.track([skewed], events)
 
 
 @pytest.fixture(scope="module")
 def service(redis_server: EmbeddedRedis) -> Iterator[LiveServer]:
-    # Playwright's sync API runs an event loop in this thread: load from another one.
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(lambda: asyncio.run(_load(redis_server.url))).result()
+    StoreRunner(redis_server.url, PREFIX)(_load)
     server = LiveServer(
         {
             "ABACUS_REDIS_URL": redis_server.url,

@@ -6,44 +6,22 @@ asks nothing of the network.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from experiments.keys import Keyspace
-from experiments.store import Store, connect
 from service.cli import main
 from service.demo.casestudies import UK_TOOL_CENTRE
 from service.demo.simulation import load_demo
-from tests.conftest import ADMIN_KEY, LiveServer
-
-T = TypeVar("T")
-
-
-def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on a loop in its own thread: Playwright's sync API, once a browser test
-    has started it, keeps an event loop running in the main thread for the whole session."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
+from tests.conftest import ADMIN_KEY, LiveServer, StoreRunner
 
 
 @pytest.fixture
-def loaded(live_server: LiveServer, redis_url: str, key_prefix: str) -> LiveServer:
-    async def load() -> None:
-        client = connect(redis_url)
-        try:
-            store = Store(client, Keyspace(key_prefix))
-            await load_demo(store, seed=2024, scale=0.1, studies=[UK_TOOL_CENTRE])
-        finally:
-            await client.aclose()
-
-    _run(load)
+def loaded(live_server: LiveServer, store: StoreRunner) -> LiveServer:
+    store(lambda s: load_demo(s, seed=2024, scale=0.1, studies=[UK_TOOL_CENTRE]))
     return live_server
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +18,7 @@ from service.api.app import create_app
 from service.cli import build_parser
 from service.demo.casestudies import CASE_STUDIES, UK_TOOL_CENTRE, CaseStudy
 from service.demo.simulation import DemoOutcome, load_demo
+from service.loops import run_sync
 from service.settings import Settings
 from tests.service.conftest import AUTH
 
@@ -27,15 +26,6 @@ from tests.service.conftest import AUTH
 # loads the full size (scale 1).
 TEST_SCALE = 0.25
 SEED = 2024
-
-T = TypeVar("T")
-
-
-def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on a loop in its own thread: Playwright's sync API, once a browser test
-    has started it, keeps an event loop running in the main thread for the whole session."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
 
 
 def _load(settings: Settings, **options: Any) -> list[DemoOutcome]:
@@ -47,7 +37,7 @@ def _load(settings: Settings, **options: Any) -> list[DemoOutcome]:
         finally:
             await client.aclose()
 
-    return _run(run)
+    return run_sync(run)
 
 
 def _totals(settings: Settings, cases: Sequence[CaseStudy]) -> list[list[VariantTotals]]:
@@ -60,7 +50,7 @@ def _totals(settings: Settings, cases: Sequence[CaseStudy]) -> list[list[Variant
         finally:
             await client.aclose()
 
-    return _run(run)
+    return run_sync(run)
 
 
 def test_the_demo_reports_every_published_lift_inside_its_interval(

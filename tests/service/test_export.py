@@ -9,7 +9,6 @@ ids. The exports are then read back through the HTTP API and checked against the
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import math
@@ -17,7 +16,6 @@ import subprocess
 import sys
 import tracemalloc
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,13 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import redis
-import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 import stats
 from experiments.assignment import decide
 from experiments.definitions import Experiment, Status, transition
-from experiments.keys import Keyspace
 from experiments.store import (
     LogPage,
     LogSnapshot,
@@ -46,7 +42,9 @@ from experiments.store import (
     encode_attributes,
 )
 from service.api.routers import export
+from service.loops import run_sync
 from tests.service.conftest import AUTH, BUYAKILT
+from tests.support.store import StoreRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY_MS = 86_400_000
@@ -137,29 +135,12 @@ async def _record(store: Store, definition: dict[str, Any], *, visitors: int, se
     return traffic
 
 
-def _run(coroutine: Any) -> Any:
-    """Run a coroutine on a loop of its own in another thread: once a browser test has run,
-    Playwright's sync API keeps an event loop running in the main thread for the session."""
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
-
-
-async def _with_store(redis_url: str, prefix: str, work: Any, **options: Any) -> Any:
-    # Not experiments.store.connect: its health-check option leaves a socket for the garbage
-    # collector after aclose() (redis-py 8.1), which the warnings filter turns into a failure.
-    client = aioredis.from_url(redis_url, decode_responses=True)
-    try:
-        return await work(Store(client, Keyspace(prefix), **options))
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
 def traffic(redis_url: str, key_prefix: str) -> Traffic:
     async def work(store: Store) -> Traffic:
         return await _record(store, THREE_WAY, visitors=600, seed=11)
 
-    result: Traffic = _run(_with_store(redis_url, key_prefix, work))
+    result: Traffic = StoreRunner(redis_url, key_prefix)(work)
     return result
 
 
@@ -167,7 +148,7 @@ def _stored(redis_url: str, prefix: str, experiment: Experiment) -> Any:
     async def work(store: Store) -> Any:
         return await store.totals(experiment), await store.daily_totals(experiment)
 
-    return _run(_with_store(redis_url, prefix, work))
+    return StoreRunner(redis_url, prefix)(work)
 
 
 def _export(client: TestClient, key: str, fmt: str, **params: Any) -> Any:
@@ -491,7 +472,7 @@ def test_activity_log_counts_a_retried_event_once_even_after_a_script_flush(
             ("purchase", "5.0"),
         ]
 
-    _run(_with_store(redis_url, key_prefix, work))
+    StoreRunner(redis_url, key_prefix)(work)
 
 
 def test_no_log_when_the_cap_is_zero(redis_url: str, key_prefix: str) -> None:
@@ -507,7 +488,7 @@ def test_no_log_when_the_cap_is_zero(redis_url: str, key_prefix: str) -> None:
         assert snapshot.exposures == 1 and snapshot.log_entries == 0
         assert set(snapshot.log_tails) == set(snapshot.activity_tails) == {None}
 
-    _run(_with_store(redis_url, key_prefix, work, log_max_length=0))
+    StoreRunner(redis_url, key_prefix)(work, log_max_length=0)
     plain = redis.Redis.from_url(redis_url)
     kinds = {plain.type(k) for k in plain.scan_iter(f"{key_prefix}:*")}
     plain.close()
@@ -520,7 +501,7 @@ def test_a_trimmed_log_is_reported(client: TestClient, redis_url: str, key_prefi
     async def work(store: Store) -> Traffic:
         return await _record(store, {**BUYAKILT, "shards": 1}, visitors=400, seed=3)
 
-    _run(_with_store(redis_url, key_prefix, work, log_max_length=50))
+    StoreRunner(redis_url, key_prefix)(work, log_max_length=50)
     response = _export(client, "buyakilt-filters", "csv", pre_exposure="false")
     frame = _frame(response, "csv")
     counted = int(response.headers["x-abacus-exposures"])
@@ -645,7 +626,7 @@ def _held_while_streaming(fmt: str, pages: int) -> tuple[int, int]:
 
     tracemalloc.start()
     try:
-        _run(run())
+        run_sync(run)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

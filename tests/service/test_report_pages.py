@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -15,18 +12,10 @@ from experiments.assignment import decide
 from experiments.definitions import Experiment
 from experiments.keys import Keyspace
 from experiments.store import Store, connect
+from service.loops import run_sync
 from service.settings import Settings
 from tests.conftest import ADMIN_KEY
 from tests.service.conftest import AUTH, BUYAKILT, create_running
-
-T = TypeVar("T")
-
-
-def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on a loop in its own thread: Playwright's sync API, once a browser test
-    has started it, keeps an event loop running in the main thread for the whole session."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
 
 
 def _text(page: str) -> str:
@@ -175,7 +164,7 @@ def _skew(settings: Settings, experiment: Experiment) -> None:
             await store.record_exposure(experiment, f"s{i}", 0 if i < 300 else 1, now_ms=now_ms)
         await client.aclose()
 
-    _run(write)
+    run_sync(write)
 
 
 def test_an_experiment_without_metrics_renders(client: TestClient) -> None:

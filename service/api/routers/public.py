@@ -20,6 +20,7 @@ from experiments.limits import (
     VISITOR_ID_RULE,
 )
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
+from service.api.app import ERROR_CODES, error_body
 from service.api.deps import Definitions, StoreDep
 from service.api.metrics import Metrics
 from service.api.schemas import (
@@ -106,7 +107,7 @@ async def assign_one(request: Request) -> Response:
     if problems:
         message = "; ".join(f"{p['field']}: {p['message']}, got {p['value']!r}" for p in problems)
         return Response(
-            orjson.dumps({"error": "invalid_request", "message": message, "details": problems}),
+            orjson.dumps(error_body(ERROR_CODES[422], message, problems)),
             status_code=422,
             media_type="application/json",
         )

@@ -1,0 +1,46 @@
+"""A real :class:`Store` on a test's own keyspace, for synchronous test code.
+
+``store(work)`` opens a client on the session's Redis, runs ``await work(Store(...))`` on a loop
+of its own (:func:`service.loops.run_sync`) and closes the client, so tests need not care which
+loop the calling thread runs (Playwright's sync API keeps one running on the main thread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+
+from experiments.keys import Keyspace
+from experiments.store import Store
+from service.loops import run_sync
+
+__all__ = ["StoreRunner"]
+
+T = TypeVar("T")
+
+
+class StoreRunner:
+    """Runs coroutines against a store on the Redis at ``url`` under key ``prefix``."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+
+    def __call__(
+        self, work: Callable[[Store], Awaitable[T]], *, log_max_length: int | None = None
+    ) -> T:
+        """The result of ``work(store)``; ``log_max_length`` caps the store's logs."""
+
+        async def main() -> T:
+            # Not experiments.connection.connect: its health-check option leaves a socket for
+            # the garbage collector after aclose(), which the warnings filter turns into a failure.
+            client = aioredis.from_url(self.url, decode_responses=True)
+            options = {} if log_max_length is None else {"log_max_length": log_max_length}
+            try:
+                return await work(Store(client, Keyspace(self.prefix), **options))
+            finally:
+                await client.aclose()
+
+        return run_sync(main)
