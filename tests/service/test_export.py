@@ -42,7 +42,9 @@ from experiments.store import (
     encode_attributes,
 )
 from service.api.routers import export
+from service.client import Client
 from service.loops import run_sync
+from tests.conftest import ADMIN_KEY, LiveServer
 from tests.service.conftest import AUTH, BUYAKILT
 from tests.support.store import StoreRunner
 
@@ -355,6 +357,20 @@ def test_lookback_days_bounds_the_pre_exposure_window(client: TestClient, traffi
         )
         == expected
     )
+
+
+def test_the_client_passes_lookback_days_on(traffic: Traffic, live_server: LiveServer) -> None:
+    # The Python client against the service on the same store: events() must ask for the
+    # window it was given, not the default 30 days.
+    exposed_at = {v: e[1] for v, e in traffic.exposures.items()}
+    within_two_days = [
+        row for row in traffic.before_exposure if row[3] >= exposed_at[row[0]] - 2 * DAY_MS
+    ]
+    assert 0 < len(within_two_days) < len(traffic.before_exposure)
+    with Client(live_server.url, api_key=ADMIN_KEY) as python:
+        for days, expected in ((2, within_two_days), (30, traffic.before_exposure)):
+            frame = python.events(traffic.experiment.key, lookback_days=days)
+            assert int((frame["type"] == "pre_exposure").sum()) == len(expected), days
 
 
 def test_recomputed_comparisons_equal_the_results_read_out(

@@ -43,7 +43,7 @@ def _assign(client: TestClient, key: str, visitors: list[str]) -> None:
 
 
 def _visitors_in(definition: dict[str, Any], variant: int, count: int) -> list[str]:
-    experiment = Experiment.model_validate(definition)
+    experiment = Experiment.model_validate({**definition, "status": "running"})
     found = [f"v{i}" for i in range(2000) if decide(experiment, f"v{i}").variant_index == variant]
     return found[:count]
 
