@@ -51,6 +51,7 @@ __all__ = [
     "VariantTotals",
     "connect",
     "day_of",
+    "encode_attributes",
 ]
 
 

@@ -21,5 +21,5 @@ PY=${PYTHON:-python3}
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy experiments service stats bench examples
+.venv/bin/mypy experiments service stats bench examples tests
 .venv/bin/python -m pytest "$@"

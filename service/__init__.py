@@ -6,9 +6,9 @@ into the typed read-out and its verdicts; ``report`` shows it as HTML pages or t
 Sub-packages are imported by module path, so ``import service`` loads none of them.
 """
 
-from importlib.metadata import version
+from importlib.metadata import version as _version
 
 __all__ = ["__version__"]
 
-__version__ = version("abacus")
+__version__ = _version("abacus")
 """The installed package's version (``pyproject.toml`` is its one source)."""

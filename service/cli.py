@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from experiments.definitions import Experiment
     from service.readout.model import ExperimentResults
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 

@@ -16,7 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CASE_STUDIES", "CaseStudy", "TrueEffect"]
+__all__ = [
+    "ARCHIVE_SOCIAL_EMAIL",
+    "ARCHIVE_SOCIAL_PRICING",
+    "ARCHIVE_SOCIAL_RESOURCES",
+    "BUYAKILT",
+    "CASE_STUDIES",
+    "UK_TOOL_CENTRE",
+    "CaseStudy",
+    "TrueEffect",
+]
 
 
 @dataclass(frozen=True)

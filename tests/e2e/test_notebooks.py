@@ -137,7 +137,8 @@ def _execute(name: str) -> nbformat.NotebookNode:
     ).execute()
     if os.environ.get("ABACUS_KEEP_EXECUTED"):  # to look at the outputs: a directory to write to
         nbformat.write(notebook, Path(os.environ["ABACUS_KEEP_EXECUTED"]) / name)
-    return notebook
+    executed: nbformat.NotebookNode = notebook
+    return executed
 
 
 def _text(notebook: nbformat.NotebookNode) -> str:

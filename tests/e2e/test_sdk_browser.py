@@ -424,7 +424,7 @@ def cors_stack(redis_url: str, key_prefix: str) -> Iterator[tuple[LiveServer, Ho
         }
     )
     allowed, stranger = HostSite(_host_page(server.url)), HostSite(_host_page(server.url))
-    server.env["ABACUS_CORS_ORIGINS"] = allowed.origin
+    server.env = {**server.env, "ABACUS_CORS_ORIGINS": allowed.origin}
     try:
         server.start()
         yield server, allowed, stranger

@@ -41,7 +41,7 @@ def test_bucket_ranges(name: str, args: list[Any], expected: list[list[float]]) 
 
 @pytest.mark.parametrize(("name", "bucket", "ranges", "expected"), CASES["chooseVariation"])
 def test_choose_variant(name: str, bucket: float, ranges: list[list[float]], expected: int) -> None:
-    assert choose_variant(bucket, [tuple(r) for r in ranges]) == expected, name
+    assert choose_variant(bucket, [(r[0], r[1]) for r in ranges]) == expected, name
 
 
 @pytest.mark.parametrize(("count", "expected"), CASES["getEqualWeights"])

@@ -30,7 +30,7 @@ def _results(client: TestClient, key: str = "buyakilt-filters") -> dict:  # type
 
 
 def _metric(results: dict, name: str) -> dict:  # type: ignore[type-arg]
-    return next(m for m in results["metrics"] if m["name"] == name)  # type: ignore[no-any-return]
+    return next(m for m in results["metrics"] if m["name"] == name)
 
 
 def test_same_visitor_always_gets_the_same_variant(client: TestClient) -> None:
@@ -194,8 +194,8 @@ def test_duplicate_event_id_counts_once(client: TestClient) -> None:
 
 def test_results_totals_equal_the_traffic_sent_to_the_cent(client: TestClient) -> None:
     create_running(client, BUYAKILT)
-    expected: dict[str, dict[str, float]] = {}
-    sent = []
+    expected: dict[str, Counter[str]] = {}
+    sent: list[dict[str, object]] = []
     for i in range(300):
         visitor = f"shopper-{i}"
         variant = _assign(client, visitor)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tracemalloc
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -624,7 +625,7 @@ def _held_while_streaming(fmt: str, pages: int) -> tuple[int, int]:
     snapshot = LogSnapshot(
         log_tails=[f"{pages - 1}-0"], activity_tails=[], exposures=0, log_entries=0
     )
-    encoders = {
+    encoders: dict[str, Callable[[], Any]] = {
         "parquet": lambda: export._ParquetEncoder(experiment.key, 2 * export.PAGE_SIZE),
         "csv": lambda: export._CsvEncoder(experiment.key),
         "json": lambda: export._JsonLinesEncoder(experiment.key),

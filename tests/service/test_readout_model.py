@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 import service.readout.build as build
+import service.readout.verdicts as verdicts
 import service.report.charts as charts
 from experiments.definitions import Experiment
 from experiments.store import Store, VariantTotals
@@ -160,8 +161,8 @@ def test_each_verdict_is_decided_once_per_build_and_never_by_the_pages(
 ) -> None:
     _traffic(client)
     experiment, totals, daily = _stored(store)
-    calls: list[str] = []
-    decide = build.comparison_verdict
+    calls: list[str | None] = []
+    decide = verdicts.comparison_verdict
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         verdict = decide(*args, **kwargs)

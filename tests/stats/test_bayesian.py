@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -142,12 +143,12 @@ def test_exact_sum_and_quadrature_agree_at_the_switch() -> None:
         via_quadrature = _formulas._probability_best_one(
             0,
             [
-                lambda u, a=args[0], b=args[1]: scipy_stats.beta.ppf(u, a, b),
-                lambda u, a=args[2], b=args[3]: scipy_stats.beta.ppf(u, a, b),
+                functools.partial(scipy_stats.beta.ppf, a=args[0], b=args[1]),
+                functools.partial(scipy_stats.beta.ppf, a=args[2], b=args[3]),
             ],
             [
-                lambda x, a=args[0], b=args[1]: scipy_stats.beta.cdf(x, a, b),
-                lambda x, a=args[2], b=args[3]: scipy_stats.beta.cdf(x, a, b),
+                functools.partial(scipy_stats.beta.cdf, a=args[0], b=args[1]),
+                functools.partial(scipy_stats.beta.cdf, a=args[2], b=args[3]),
             ],
         )
         assert via_sum == pytest.approx(via_quadrature, abs=1e-9)

@@ -4,6 +4,7 @@ ordinary least squares."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,9 @@ from stats import (
 from tests.stats.conftest import is_nan_interval
 
 
-def _data(seed: int, n_c: int = 3000, n_t: int = 2500, lift: float = 0.5):
+def _data(
+    seed: int, n_c: int = 3000, n_t: int = 2500, lift: float = 0.5
+) -> tuple[Any, Any, Any, Any]:
     rng = np.random.default_rng(seed)
     x_c = rng.gamma(2.0, 5.0, n_c)
     x_t = rng.gamma(2.0, 5.0, n_t)

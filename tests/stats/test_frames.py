@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,7 +238,9 @@ def test_invalid_frames() -> None:
 
 # -- raw event logs (the service's events export) --------------------------------------------
 
-DEFINITION_METRICS = [
+LogRow = tuple[str, str, str, float, str | None, float | None, object]
+
+DEFINITION_METRICS: list[dict[str, object]] = [
     {"name": "conversion", "kind": "conversion", "event": "purchase", "primary": True},
     {"name": "revenue", "kind": "mean", "event": "purchase"},
     {"name": "orders", "kind": "count", "event": "purchase"},
@@ -246,7 +249,7 @@ DEFINITION_METRICS = [
 ]
 
 
-def _log(rows: list[tuple[str, str, str, float, str | None, float | None, object]]) -> Any:
+def _log(rows: Sequence[LogRow]) -> Any:
     """An events export from (type, visitor, variant, day, event, value, attributes) rows."""
     frame = pd.DataFrame(
         rows, columns=["type", "visitor_id", "variant", "day", "event", "value", "attributes"]
@@ -344,7 +347,7 @@ def test_visitor_rows_compute_each_metric_as_the_service_does() -> None:
 
 def test_visitor_rows_feed_the_comparison_table_and_cuped() -> None:
     rng = np.random.default_rng(5)
-    log = []
+    log: list[LogRow] = []
     for i in range(400):
         variant = "control" if i % 2 else "filters"
         log.append(("exposure", f"v{i}", variant, 20.0, None, None, None))

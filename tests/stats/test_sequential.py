@@ -46,7 +46,7 @@ def _mixture_ratio(d: float, v: float, tau2: float, theta0: float = 0.0) -> floa
         epsabs=0,
         epsrel=1e-11,
     )
-    return numerator / scipy_stats.norm.pdf(d, theta0, sd)
+    return float(numerator / scipy_stats.norm.pdf(d, theta0, sd))
 
 
 def test_pvalues_match_numerically_integrated_mixture() -> None:
@@ -187,7 +187,7 @@ def test_invalid_looks() -> None:
             ]
         )
     with pytest.raises(InvalidInputError, match="only Proportion or only MeanSummary"):
-        msprt(looks=[(Proportion(1, 10), MeanSummary(2, 1.0, 1.0))])  # type: ignore[list-item]
+        msprt(looks=[(Proportion(1, 10), MeanSummary(2, 1.0, 1.0))])  # type: ignore[type-var]
     with pytest.raises(InvalidInputError, match=r"looks\[0\] must be a \(control, treatment\)"):
         msprt(looks=[(Proportion(1, 10),)])  # type: ignore[list-item]
     with pytest.raises(InvalidInputError, match=r"mixing_variance must be > 0, got -1\.0"):
