@@ -5,7 +5,8 @@ simulated days ago. Its visitors arrive uniformly over those days; each is bucke
 hash (:func:`experiments.assignment.decide`) and recorded with :meth:`Store.record_exposure` at its
 simulated arrival time, and its events go through :meth:`Store.track` (the same Lua scripts as
 ``/v1/track``) with timestamps after that exposure. The HTTP track endpoint refuses events older
-than seven days, which is why the demo talks to the store directly.
+than :data:`experiments.limits.MAX_EVENT_AGE_SECONDS`, which is why the demo talks to the store
+directly.
 
 The true effects are the published lifts. Per event the simulation draws, per visitor:
 

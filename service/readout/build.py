@@ -252,26 +252,8 @@ def _family_size(drafts: list[_Draft], primary: bool) -> int:
 
 def _control(variant: str, visitors: int, summary: Summary) -> VariantResult:
     total, value = _total_and_value(summary)
-    return VariantResult(
-        variant=variant,
-        visitors=visitors,
-        total=round(total, 6),
-        value=_num(value),
-        absolute_lift=None,
-        absolute_ci=None,
-        relative_lift=None,
-        relative_ci=None,
-        statistic=None,
-        pvalue=None,
-        adjusted_pvalue=None,
-        significant=False,
-        chance_to_beat_control=None,
-        expected_loss=None,
-        sequential_pvalue=None,
-        method=None,
-        series=(),
-        reasons=(),
-        verdict=None,
+    return VariantResult.uncompared(
+        variant=variant, visitors=visitors, total=round(total, 6), value=_num(value)
     )
 
 

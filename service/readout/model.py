@@ -103,6 +103,33 @@ class VariantResult(_Frozen):
     verdict: Verdict | None
     """The verdict on this variant against the control (``None`` for the control itself)."""
 
+    @classmethod
+    def uncompared(
+        cls, *, variant: str, visitors: int, total: float, value: float | None
+    ) -> VariantResult:
+        """A row with no comparison: the control's, or a variant's before it is compared."""
+        return cls(
+            variant=variant,
+            visitors=visitors,
+            total=total,
+            value=value,
+            absolute_lift=None,
+            absolute_ci=None,
+            relative_lift=None,
+            relative_ci=None,
+            statistic=None,
+            pvalue=None,
+            adjusted_pvalue=None,
+            significant=False,
+            chance_to_beat_control=None,
+            expected_loss=None,
+            sequential_pvalue=None,
+            method=None,
+            series=(),
+            reasons=(),
+            verdict=None,
+        )
+
 
 class MetricResults(_Frozen):
     """One metric: the control first, then every other variant with its comparison."""

@@ -26,27 +26,8 @@ from service.readout.wording import format_chance, format_lift, metric_phrase
 
 
 def _variant(variant: str, visitors: int, total: float) -> VariantResult:
-    return VariantResult(
-        variant=variant,
-        visitors=visitors,
-        total=total,
-        value=total / visitors if visitors else None,
-        absolute_lift=None,
-        absolute_ci=None,
-        relative_lift=None,
-        relative_ci=None,
-        statistic=None,
-        pvalue=None,
-        adjusted_pvalue=None,
-        significant=False,
-        chance_to_beat_control=None,
-        expected_loss=None,
-        sequential_pvalue=None,
-        method=None,
-        series=(),
-        reasons=(),
-        verdict=None,
-    )
+    value = total / visitors if visitors else None
+    return VariantResult.uncompared(variant=variant, visitors=visitors, total=total, value=value)
 
 
 def _row(
