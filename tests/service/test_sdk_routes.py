@@ -4,13 +4,16 @@ and the CORS rules that keep admin endpoints out of a browser's reach."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from experiments import limits
 from experiments.definitions import Experiment
 from service.api.app import create_app
 from service.demo.casestudies import BUYAKILT
@@ -59,6 +62,25 @@ def test_sdk_js_is_served_with_etag_gzip_and_a_size_budget(client: TestClient) -
     assert client.get("/sdk.js", headers={"If-None-Match": etag}).status_code == 304
     assert client.get("/sdk.js", headers={"If-None-Match": f"W/{etag}"}).status_code == 304
     assert client.get("/sdk.js", headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_the_served_script_carries_the_service_s_own_rules(client: TestClient) -> None:
+    body = client.get("/sdk.js", headers={"Accept-Encoding": "identity"}).text
+    assert "__ABACUS_LIMITS__" not in body
+    start = body.index("var LIMITS = ") + len("var LIMITS = ")
+    injected = json.loads(body[start : body.index(";\n", start)])
+    assert injected == {
+        "key_pattern": limits.KEY_PATTERN,
+        "event_name_pattern": limits.EVENT_NAME_PATTERN,
+        "event_id_pattern": limits.EVENT_ID_PATTERN,
+        "visitor_id_pattern": limits.VISITOR_ID_PATTERN,
+        "queue_max_age_seconds": limits.SDK_QUEUE_MAX_AGE_SECONDS,
+    }
+    # No copy of a rule is left in the script itself.
+    template = (Path(__file__).parents[2] / "service" / "static" / "sdk.js").read_text()
+    for pattern in (limits.KEY_PATTERN, limits.EVENT_NAME_PATTERN, limits.EVENT_ID_PATTERN):
+        assert pattern.strip("^$") not in template
+    assert "86400" not in template
 
 
 def test_gzip_body_on_the_wire_is_the_script(client: TestClient) -> None:
