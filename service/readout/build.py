@@ -250,7 +250,7 @@ def _family_size(drafts: list[_Draft], primary: bool) -> int:
     return sum(len(d.comparisons) for d in drafts if d.metric.primary is primary)
 
 
-def _control(variant: str, visitors: int, summary: Summary) -> VariantResult:
+def _uncompared(variant: str, visitors: int, summary: Summary) -> VariantResult:
     total, value = _total_and_value(summary)
     return VariantResult.uncompared(
         variant=variant, visitors=visitors, total=round(total, 6), value=_num(value)
@@ -295,7 +295,8 @@ def _metric(
     metric, alpha = draft.metric, 1 - experiment.confidence_level
     variants = experiment.variants
     bases = [
-        _control(v.key, t.n, s) for v, t, s in zip(variants, totals, draft.summaries, strict=True)
+        _uncompared(v.key, t.n, s)
+        for v, t, s in zip(variants, totals, draft.summaries, strict=True)
     ]
     context = Context(
         srm=srm,

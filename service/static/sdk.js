@@ -13,6 +13,7 @@
   var EVENT_NAME = new RegExp(LIMITS.event_name_pattern);
   var EVENT_ID = new RegExp(LIMITS.event_id_pattern);
   var EXPERIMENT_KEY = new RegExp(LIMITS.key_pattern);
+  var VISITOR_ID = new RegExp(LIMITS.visitor_id_pattern);
   var MAX_QUEUE = 1000;
   var MAX_BATCH = 50; // keeps keepalive bodies far below the browser's 64 KiB budget
   var MAX_AGE_MS = LIMITS.queue_max_age_seconds * 1000; // older events the server would refuse
@@ -153,7 +154,7 @@
   }
 
   function validVisitorId(id) {
-    return typeof id === "string" && id.length >= 1 && id.length <= 200 && !/[\x00-\x1f\x7f]/.test(id);
+    return typeof id === "string" && VISITOR_ID.test(id);
   }
 
   // ---- configuration and visitor id ----
@@ -197,7 +198,7 @@
       if (options.definitions) config.definitions = indexDefinitions(options.definitions);
       if (options.visitorId !== undefined) {
         if (validVisitorId(options.visitorId)) config.visitorId = options.visitorId;
-        else warn("visitorId must be 1-200 characters without control characters; using the cookie");
+        else warn("visitorId must be " + LIMITS.visitor_id_rule + "; using the cookie");
       }
       if (!config.visitorId) config.visitorId = cookieVisitorId();
       if (config.visitorId !== before) answers = Object.create(null);

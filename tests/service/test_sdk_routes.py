@@ -74,13 +74,14 @@ def test_the_served_script_carries_the_service_s_own_rules(client: TestClient) -
         "event_name_pattern": limits.EVENT_NAME_PATTERN,
         "event_id_pattern": limits.EVENT_ID_PATTERN,
         "visitor_id_pattern": limits.VISITOR_ID_PATTERN,
+        "visitor_id_rule": limits.VISITOR_ID_RULE,
         "queue_max_age_seconds": limits.SDK_QUEUE_MAX_AGE_SECONDS,
     }
     # No copy of a rule is left in the script itself.
     template = (Path(__file__).parents[2] / "service" / "static" / "sdk.js").read_text()
     for pattern in (limits.KEY_PATTERN, limits.EVENT_NAME_PATTERN, limits.EVENT_ID_PATTERN):
         assert pattern.strip("^$") not in template
-    assert "86400" not in template
+    assert "86400" not in template and "<= 200" not in template
 
 
 def test_gzip_body_on_the_wire_is_the_script(client: TestClient) -> None:
