@@ -23,7 +23,8 @@ def browser() -> Iterator[Any]:
     """Chromium for one test module.
 
     Playwright's sync API keeps an event loop running on the main thread while it is started,
-    so it is stopped after each module: tests elsewhere call ``asyncio.run`` themselves.
+    so it is stopped after each module (tests that drive async code from synchronous code use
+    ``service.loops.run_sync``, which runs it on a loop of its own in any case).
     """
     executable = shutil.which("chromium")
     if executable is None:
