@@ -16,7 +16,7 @@
   var VISITOR_ID = new RegExp(LIMITS.visitor_id_pattern);
   var MAX_QUEUE = 1000;
   var MAX_BATCH = 50; // keeps keepalive bodies far below the browser's 64 KiB budget
-  var MAX_AGE_MS = LIMITS.queue_max_age_seconds * 1000; // older events the server would refuse
+  var MAX_AGE_MS = LIMITS.sdk_queue_max_age_seconds * 1000; // older events the server would refuse
   var LATE_MS = 600000; // an event delivered later than this carries its own timestamp
   var scriptSrc = document.currentScript && document.currentScript.src;
 

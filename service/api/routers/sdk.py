@@ -130,7 +130,7 @@ def _limits_json() -> bytes:
             "event_id_pattern": limits.EVENT_ID_PATTERN,
             "visitor_id_pattern": limits.VISITOR_ID_PATTERN,
             "visitor_id_rule": limits.VISITOR_ID_RULE,
-            "queue_max_age_seconds": limits.SDK_QUEUE_MAX_AGE_SECONDS,
+            "sdk_queue_max_age_seconds": limits.SDK_QUEUE_MAX_AGE_SECONDS,
         }
     )
 
