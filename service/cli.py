@@ -3,7 +3,7 @@
 ``abacus serve`` starts the embedded Redis itself when ``ABACUS_REDIS_URL`` is not set and hands
 its URL to the workers, so several workers share one store. Experiment commands talk to a
 running service over HTTP (``--url``, default ``$ABACUS_URL`` or http://127.0.0.1:8000), and
-so do ``abacus report`` and ``abacus results`` (they render locally from the results JSON).
+so do ``abacus report`` and ``abacus results`` (they render the typed read-out locally).
 ``abacus demo`` writes to the store directly, like ``serve --demo``.
 """
 
@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     results = sub.add_parser("results", help="print an experiment's read-out as tables")
     results.add_argument("key", help="experiment key")
-    results.add_argument("--json", action="store_true", help="print the raw results JSON")
+    results.add_argument("--json", action="store_true", help="print the read-out as JSON")
     results.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
     results.set_defaults(run=_results)
 
