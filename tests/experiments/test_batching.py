@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import redis
 from redis.exceptions import RedisError
 
 from experiments.batching import ScriptBatcher
 from experiments.store import connect
+from tests.conftest import RedisTarget
 
 # first writer wins, like the exposure script
 LUA = """
@@ -21,10 +21,10 @@ return ARGV[2]
 
 
 def test_concurrent_calls_are_coalesced_and_answer_each_caller(
-    redis_url: str, key_prefix: str
+    redis_server: RedisTarget, key_prefix: str
 ) -> None:
     async def main() -> tuple[list[str], int]:
-        client = connect(redis_url)
+        client = connect(redis_server.url, cluster=redis_server.cluster)
         script = client.register_script(LUA)
         await client.script_load(LUA)  # a cold cache would add one resend per batch
         batcher = ScriptBatcher(client, script, max_batch=50)
@@ -47,7 +47,7 @@ def test_concurrent_calls_are_coalesced_and_answer_each_caller(
 
     answers, pipelines = asyncio.run(main())
     assert pipelines == 6  # 300 calls in batches of at most 50, not 300 round trips
-    stored = redis.Redis.from_url(redis_url, decode_responses=True).hgetall(f"{key_prefix}:h")
+    stored = redis_server.client().hgetall(f"{key_prefix}:h")
     # Batches run in parallel, so which racing writer wins is open; that every caller of a
     # field is told the one stored value, and that it came from one of its writers, is not.
     assert set(stored) == {f"f{i}" for i in range(100)}
@@ -57,10 +57,10 @@ def test_concurrent_calls_are_coalesced_and_answer_each_caller(
 
 
 def test_script_cache_loss_is_recovered_without_double_writes(
-    redis_url: str, key_prefix: str
+    redis_server: RedisTarget, key_prefix: str
 ) -> None:
     async def main() -> list[str]:
-        client = connect(redis_url)
+        client = connect(redis_server.url, cluster=redis_server.cluster)
         script = client.register_script(LUA)
         await script(keys=[f"{key_prefix}:warm"], args=["a", "b"])
         await client.script_flush()
@@ -91,9 +91,11 @@ def test_a_connection_failure_reaches_every_caller(key_prefix: str) -> None:
 
 
 @pytest.mark.parametrize("size", [1, 2])
-def test_one_or_two_callers_are_answered(redis_url: str, key_prefix: str, size: int) -> None:
+def test_one_or_two_callers_are_answered(
+    redis_server: RedisTarget, key_prefix: str, size: int
+) -> None:
     async def main() -> list[str]:
-        client = connect(redis_url)
+        client = connect(redis_server.url, cluster=redis_server.cluster)
         batcher = ScriptBatcher(client, client.register_script(LUA))
         answers = await asyncio.gather(
             *(batcher.call([f"{key_prefix}:p"], [f"f{i}", "v"]) for i in range(size))
