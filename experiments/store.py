@@ -28,10 +28,8 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from experiments.batching import ScriptBatcher, run_pipelined
-from experiments.connection import connect, guard, guarded
+from experiments.connection import REDIS_FAILURES, connect, guard, guarded
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import (
     ConflictError,
@@ -398,7 +396,7 @@ class Store:
                     for experiment, index in calls
                 ],
             )
-        except RedisError as exc:
+        except REDIS_FAILURES as exc:
             raise StoreUnavailableError(f"redis: {exc}") from exc
         return [Exposure.from_reply(r) for r in results]
 
