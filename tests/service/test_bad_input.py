@@ -111,6 +111,50 @@ def test_track_rejects_bad_events_and_writes_nothing(
     assert _snapshot(redis_server, key_prefix) == before
 
 
+@pytest.mark.parametrize(
+    ("attributes", "needles"),
+    [
+        (
+            {f"a{i}": i for i in range(51)},
+            ["attributes", "at most 50 keys", "got 51", "a0, a1"],
+        ),
+        (
+            {"device": "mobile", "referrer": "r" * 257},
+            ["attributes.referrer", "at most 256 characters", "'rrrr", "(257 characters)"],
+        ),
+        (
+            {"tags": ["ok", "t" * 300]},
+            ["attributes.tags", "at most 256 characters", "(300 characters)"],
+        ),
+        (
+            {f"k{i}": "v" * 250 for i in range(17)},
+            ["attributes", "at most 4096 bytes", "got 4394 bytes"],
+        ),
+    ],
+)
+def test_assign_refuses_attributes_over_the_limits_and_writes_nothing(
+    running: TestClient,
+    redis_server: RedisTarget,
+    key_prefix: str,
+    attributes: dict[str, Any],
+    needles: list[str],
+) -> None:
+    before = _snapshot(redis_server, key_prefix)
+    body = {"visitor_id": "big", "attributes": attributes}
+    response = running.post("/v1/assign", json=body)
+    _assert_error(response, 422, *needles)
+    assert len(response.json()["message"]) < 600  # the value is shown truncated
+    assert _snapshot(redis_server, key_prefix) == before
+
+
+def test_attributes_at_the_limits_are_accepted(running: TestClient) -> None:
+    attributes: dict[str, Any] = {f"k{i:02}": "v" * 60 for i in range(50)}  # 50 keys, 3.7 KB
+    attributes["k00"] = "x" * 256
+    response = running.post("/v1/assign", json={"visitor_id": "max", "attributes": attributes})
+    assert response.status_code == 200, response.text
+    assert response.json()["recorded"] is True
+
+
 def test_batch_with_one_bad_event_writes_none(
     running: TestClient, redis_server: RedisTarget, key_prefix: str
 ) -> None:
