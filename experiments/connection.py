@@ -14,6 +14,7 @@ follows a failover.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
@@ -87,12 +88,32 @@ def connect(
     return aioredis.Redis.from_pool(pool)
 
 
-async def guard(call: Awaitable[T]) -> T:
-    """Await ``call``; a Redis failure becomes :class:`StoreUnavailableError`."""
+async def guard(call: Awaitable[T], *, timeout_seconds: float | None = None) -> T:
+    """Await ``call``; a Redis failure becomes :class:`StoreUnavailableError`.
+
+    With ``timeout_seconds`` the whole call, however many commands and pool waits it makes,
+    gets that long, and the caller is answered then: the call itself is cancelled but not
+    waited for (a cancellation can be absorbed inside a connection pool's wait, and the call
+    then runs on to its own socket timeout).
+    """
     try:
-        return await call
+        if timeout_seconds is None:
+            return await call
+        task = asyncio.ensure_future(call)
+        done, _ = await asyncio.wait({task}, timeout=timeout_seconds)
+        if not done:
+            task.cancel()
+            task.add_done_callback(_retrieve)
+            raise StoreUnavailableError(f"redis: no answer within {timeout_seconds} s")
+        return task.result()
     except REDIS_FAILURES as exc:
         raise StoreUnavailableError(f"redis: {exc}") from exc
+
+
+def _retrieve(task: asyncio.Future[object]) -> None:
+    """Read an abandoned call's outcome so asyncio does not report it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
