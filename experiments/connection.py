@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -110,7 +110,7 @@ async def guard(call: Awaitable[T], *, timeout_seconds: float | None = None) -> 
         raise StoreUnavailableError(f"redis: {exc}") from exc
 
 
-def _retrieve(task: asyncio.Future[object]) -> None:
+def _retrieve(task: asyncio.Future[Any]) -> None:
     """Read an abandoned call's outcome so asyncio does not report it as never retrieved."""
     if not task.cancelled():
         task.exception()
