@@ -206,7 +206,12 @@ async def _on_cluster(
     client: aioredis.RedisCluster, calls: Sequence[ScriptCall], settle: Settle
 ) -> None:
     """Run ``calls`` grouped by owning node; ``settle(i, result)`` as each node answers."""
-    await client.initialize()  # a no-op once the slot table is known
+    if not client.nodes_manager.slots_cache:
+        # Only the first call waits for the slot table. Later, a table known to be stale is
+        # still used: a call sent to the wrong node comes back MOVED and is resent through the
+        # client, and a refresh runs in the background; waiting for it could mean waiting on
+        # the very node that hangs.
+        await client.initialize()
     groups: dict[str, tuple[ClusterNode, list[int]]] = {}
     for index, (_, keys, _) in enumerate(calls):
         try:
