@@ -1,41 +1,86 @@
-"""Coalescing of concurrent Lua script calls into one pipelined round trip.
+"""Coalescing of concurrent Lua script calls into one pipelined round trip (per cluster node).
 
 Under load many assignment requests are in flight at once, each wanting one script call. A
 redis-py call costs about 110 µs of Python on its own (pool checkout, retry wrapper, one write
 and one read per call); the same calls sent as one pipeline cost about 45 µs each, and
-redis-server reads them in one go. :class:`ScriptBatcher` gathers the calls made during one
-event-loop iteration and sends them together. Each script still runs atomically on its own;
+redis-server reads them in one go. :class:`ScriptBatcher` gathers the calls of one script
+made during one event-loop iteration and sends them together; :class:`CallBatcher` does the
+same for callers that each need several script calls (a tracking request: one per experiment
+plus the activity log). Each script still runs atomically on its own;
 batching only shares the network round trip. With one request at a time it adds nothing but a
 loop iteration.
+
+On a Redis Cluster each call runs on the master owning its keys' slot, and redis-py's cluster
+pipeline refuses EVALSHA, so the calls are grouped by that node here and each group is one
+pipeline on the node's own connection. The groups are sent in parallel and each caller is
+answered as soon as its node answers: a hung node holds up only the calls it owns. A call a
+node refuses without running it comes back and is dealt with in place:
+
+- NOSCRIPT (the node lost its script cache, or is a freshly promoted replica): the script is
+  loaded on that node and exactly the refused calls are resent;
+- MOVED / ASK / TRYAGAIN (a slot is migrating or changed owner): the call is resent alone
+  through the cluster client, which follows the redirect and refreshes its slot table.
+
+Every other failure (connection lost, timeout, CLUSTERDOWN) is returned as it is, never resent
+(the call may have run), and schedules one background refresh of the slot table so a failover
+is picked up without any request waiting on it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, PipelineCommand
+from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    NoScriptError,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["ScriptBatcher", "run_pipelined"]
+from experiments.connection import REDIS_FAILURES, Client, is_closed_transport
 
-Call = tuple[Sequence[str], Sequence[str | int]]
+__all__ = ["CallBatcher", "ScriptBatcher", "ScriptCall", "run_pipelined"]
+
+Settle = Callable[[int, Any], None]
+"""Where the cluster path hands each call's result as its node answers: ``settle(i, result)``."""
+ScriptCall = tuple[AsyncScript, Sequence[str], Sequence[str | int]]
+"""One script run: the registered script, its KEYS and its ARGV."""
+
+# MOVED is a subclass of ASK: both mean "not here, the call did not run".
+_REDIRECTS = (AskError, TryAgainError)
+_NODE_TROUBLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError)
 
 
-class ScriptBatcher:
-    """Runs calls of one registered script, pipelining those that arrive together."""
+class CallBatcher:
+    """Runs groups of script calls, pipelining the groups that arrive in the same tick.
 
-    def __init__(self, client: Any, script: Any, *, max_batch: int = 256) -> None:
+    ``run(calls)`` answers as :func:`run_pipelined` does (results in order, errors in place),
+    but the calls of every caller in one event-loop iteration share the round trip: under load
+    a hundred concurrent tracking requests make one pipeline (one per node on a cluster), not a
+    hundred, and need one pooled connection, not a hundred. A caller's calls are never split
+    across two pipelines; a pipeline holds about ``max_batch`` calls.
+    """
+
+    def __init__(self, client: Client, *, max_batch: int = 256) -> None:
         self.client = client
-        self.script = script
         self.max_batch = max_batch
-        self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]] = []
         self._scheduled = False
 
-    async def call(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def run(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        if not calls:
+            return []
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(((keys, args), future))
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._pending.append((calls, future))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._start_flush, loop)
@@ -44,46 +89,98 @@ class ScriptBatcher:
     def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
         pending, self._pending = self._pending, []
-        for start in range(0, len(pending), self.max_batch):
-            loop.create_task(self._flush(pending[start : start + self.max_batch]))
+        group: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]] = []
+        size = 0
+        for item in pending:
+            if group and size + len(item[0]) > self.max_batch:
+                loop.create_task(self._flush(group))
+                group, size = [], 0
+            group.append(item)
+            size += len(item[0])
+        loop.create_task(self._flush(group))
 
-    async def _flush(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
+    async def _flush(
+        self, group: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]]
+    ) -> None:
+        calls = [call for calls, _ in group for call in calls]
+        settle = _Settlement(group)
         try:
-            if len(batch) == 1:
-                (((keys, args), _),) = batch
-                results: list[Any] = [await self.script(keys=keys, args=args)]
+            if len(calls) == 1:
+                script, keys, args = calls[0]
+                try:
+                    settle(0, await script(keys=keys, args=args))
+                except REDIS_FAILURES as exc:
+                    settle(0, exc)
+            elif isinstance(self.client, aioredis.RedisCluster):
+                await _on_cluster(self.client, calls, settle)
             else:
-                results = await self._pipelined([call for call, _ in batch])
+                for index, result in enumerate(await run_pipelined(self.client, calls)):
+                    settle(index, result)
         except Exception as exc:  # every waiter learns the failure, typed by the caller
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            settle.rest(exc)
+
+
+class _Settlement:
+    """Collects results call by call; answers each caller once all of its calls are in."""
+
+    def __init__(self, group: Sequence[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]]):
+        self.futures = [future for _, future in group]
+        self.results: list[list[Any]] = [[None] * len(calls) for calls, _ in group]
+        self.missing = [len(calls) for calls, _ in group]
+        self.owner = [(g, i) for g, (calls, _) in enumerate(group) for i in range(len(calls))]
+        self.settled = [False] * len(self.owner)
+
+    def __call__(self, index: int, result: Any) -> None:
+        if self.settled[index]:
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        self.settled[index] = True
+        caller, position = self.owner[index]
+        self.results[caller][position] = result
+        self.missing[caller] -= 1
+        if self.missing[caller] == 0 and not self.futures[caller].done():
+            self.futures[caller].set_result(self.results[caller])
 
-    async def _pipelined(self, calls: list[Call]) -> list[Any]:
-        return await run_pipelined(self.client, [(self.script, k, a) for k, a in calls])
+    def rest(self, exc: Exception) -> None:
+        for index, done in enumerate(self.settled):
+            if not done:
+                self(index, exc)
 
 
-async def run_pipelined(
-    client: Any, calls: Sequence[tuple[Any, Sequence[str], Sequence[str | int]]]
-) -> list[Any]:
+class ScriptBatcher:
+    """Runs calls of one registered script, pipelining those that arrive together."""
+
+    def __init__(self, client: Client, script: AsyncScript, *, max_batch: int = 256) -> None:
+        self.client = client
+        self.script = script
+        self._calls = CallBatcher(client, max_batch=max_batch)
+
+    async def call(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        (result,) = await self._calls.run([(self.script, keys, args)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+async def run_pipelined(client: Client, calls: Sequence[ScriptCall]) -> list[Any]:
     """Run ``(script, keys, args)`` calls in one round trip; errors come back in place.
 
     A call refused with NOSCRIPT (the server lost its script cache: restart, SCRIPT FLUSH) did
     not run, so exactly those calls are resent once their scripts are loaded again; the others
-    ran and are not repeated. Each call stays atomic on its own.
+    ran and are not repeated. Each call stays atomic on its own. On a cluster the calls are
+    grouped by the node owning their slot, one pipeline per node (see the module docstring).
     """
+    if isinstance(client, aioredis.RedisCluster):
+        results: list[Any] = [None] * len(calls)
+
+        def collect(index: int, result: Any) -> None:
+            results[index] = result
+
+        await _on_cluster(client, calls, collect)
+        return results
     results = await _send(client, calls)
     missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
     if missing:
-        for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+        for script in _scripts_of(calls, missing):
             await client.script_load(script.script)
         resent = await _send(client, [calls[i] for i in missing])
         for i, result in zip(missing, resent, strict=True):
@@ -91,10 +188,123 @@ async def run_pipelined(
     return results
 
 
-async def _send(
-    client: Any, calls: Sequence[tuple[Any, Sequence[str], Sequence[str | int]]]
-) -> list[Any]:
+async def _send(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
         pipe.evalsha(script.sha, len(keys), *keys, *args)
     return list(await pipe.execute(raise_on_error=False))
+
+
+def _scripts_of(calls: Sequence[ScriptCall], indexes: Sequence[int]) -> list[AsyncScript]:
+    return list({id(calls[i][0]): calls[i][0] for i in indexes}.values())
+
+
+# -- Redis Cluster ---------------------------------------------------------------------------
+
+
+async def _on_cluster(
+    client: aioredis.RedisCluster, calls: Sequence[ScriptCall], settle: Settle
+) -> None:
+    """Run ``calls`` grouped by owning node; ``settle(i, result)`` as each node answers."""
+    if not client.nodes_manager.slots_cache:
+        # Only the first call waits for the slot table. Later, a table known to be stale is
+        # still used: a call sent to the wrong node comes back MOVED and is resent through the
+        # client, and a refresh runs in the background; waiting for it could mean waiting on
+        # the very node that hangs.
+        await client.initialize()
+    groups: dict[str, tuple[ClusterNode, list[int]]] = {}
+    for index, (_, keys, _) in enumerate(calls):
+        try:
+            node = client.get_node_from_key(keys[0])
+        except Exception as exc:  # the slot has no owner right now
+            settle(index, exc)
+            _refresh_slots(client, None)
+            continue
+        assert node is not None  # only replica=True can answer None
+        groups.setdefault(node.name, (node, []))[1].append(index)
+    await asyncio.gather(
+        *(_on_node(client, node, calls, indexes, settle) for node, indexes in groups.values())
+    )
+
+
+async def _on_node(
+    client: aioredis.RedisCluster,
+    node: ClusterNode,
+    calls: Sequence[ScriptCall],
+    indexes: list[int],
+    settle: Settle,
+) -> None:
+    results = await _node_pipeline(node, [calls[i] for i in indexes])
+    missing = [i for i, r in zip(indexes, results, strict=True) if isinstance(r, NoScriptError)]
+    if missing:
+        try:
+            for script in _scripts_of(calls, missing):
+                await node.execute_command("SCRIPT", "LOAD", script.script)
+            resent = await _node_pipeline(node, [calls[i] for i in missing])
+        except RedisError as exc:
+            resent = [exc] * len(missing)
+        by_index = dict(zip(indexes, results, strict=True))
+        by_index.update(zip(missing, resent, strict=True))
+        results = [by_index[i] for i in indexes]
+    redirected: list[int] = []
+    for index, result in zip(indexes, results, strict=True):
+        if isinstance(result, _REDIRECTS):
+            redirected.append(index)
+            continue
+        if isinstance(result, _NODE_TROUBLE):
+            _refresh_slots(client, node.name)
+        settle(index, result)
+    for index in redirected:
+        script, keys, args = calls[index]
+        try:
+            settle(index, await script(keys=keys, args=args, client=client))
+        except Exception as exc:
+            settle(index, exc)
+
+
+async def _node_pipeline(node: ClusterNode, calls: Sequence[ScriptCall]) -> list[Any]:
+    """One pipeline of EVALSHAs on ``node``'s connection; errors in place."""
+    commands = [
+        PipelineCommand(i, "EVALSHA", script.sha, len(keys), *keys, *args)
+        for i, (script, keys, args) in enumerate(calls)
+    ]
+    try:
+        await node.execute_pipeline(commands)
+    except (RedisError, OSError, RuntimeError) as exc:
+        # RuntimeError: uvloop's answer to a write on a transport the node closed (killed)
+        if isinstance(exc, RuntimeError) and not is_closed_transport(exc):
+            raise
+        await _drop_connections(node)
+        failure = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
+        return [failure] * len(calls)
+    results = [command.result for command in commands]
+    if any(isinstance(r, RedisConnectionError | RedisTimeoutError) for r in results):
+        await _drop_connections(node)
+    return results
+
+
+async def _drop_connections(node: ClusterNode) -> None:
+    """Reconnect the node's connections before their next use: one failed, the rest may have."""
+    node.update_active_connections_for_reconnect()
+    await node.disconnect_free_connections()
+
+
+_refreshing: dict[int, asyncio.Task[None]] = {}
+"""The slot-table refresh running per cluster client (tasks are kept so none is collected)."""
+
+
+def _refresh_slots(client: aioredis.RedisCluster, failed_node: str | None) -> None:
+    """Re-read the slot table in the background, once at a time per client."""
+    manager = client.nodes_manager
+    if id(manager) in _refreshing:
+        return
+
+    async def refresh() -> None:
+        try:
+            await manager.initialize(last_failed_node_name=failed_node)
+        except Exception:  # the next failure schedules another try
+            pass
+        finally:
+            _refreshing.pop(id(manager), None)
+
+    _refreshing[id(manager)] = asyncio.get_running_loop().create_task(refresh())

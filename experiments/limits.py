@@ -16,6 +16,9 @@ __all__ = [
     "EVENT_NAME_RULE",
     "KEY_PATTERN",
     "KEY_RULE",
+    "MAX_ATTRIBUTES",
+    "MAX_ATTRIBUTES_BYTES",
+    "MAX_ATTRIBUTE_VALUE_CHARACTERS",
     "MAX_EVENT_AGE_SECONDS",
     "MAX_EVENT_SKEW_SECONDS",
     "SDK_QUEUE_MAX_AGE_SECONDS",
@@ -51,3 +54,12 @@ MAX_EVENT_SKEW_SECONDS = 600
 SDK_QUEUE_MAX_AGE_SECONDS = MAX_EVENT_AGE_SECONDS - 86400
 """How long the browser SDK keeps retrying a queued event: a day less than the server accepts,
 so a late delivery is not refused for its age."""
+MAX_ATTRIBUTES = 50
+"""How many attributes one assignment may carry (they are copied into every running
+experiment's log with each first exposure)."""
+
+MAX_ATTRIBUTE_VALUE_CHARACTERS = 256
+"""How long one attribute value (or one item of a list value) may be, in characters."""
+
+MAX_ATTRIBUTES_BYTES = 4096
+"""How large the attributes may be as a whole, in bytes of compact UTF-8 JSON."""

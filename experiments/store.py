@@ -28,10 +28,8 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
-from redis.exceptions import RedisError
-
-from experiments.batching import ScriptBatcher, run_pipelined
-from experiments.connection import connect, guard, guarded
+from experiments.batching import CallBatcher, ScriptBatcher
+from experiments.connection import REDIS_FAILURES, connect, guard, guarded
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import (
     ConflictError,
@@ -264,6 +262,7 @@ class Store:
         self._assign = client.register_script(_script("assign.lua"))
         # concurrent assignment requests share round trips (see experiments/batching.py)
         self._assign_batcher = ScriptBatcher(client, self._assign)
+        self._calls = CallBatcher(client)
         self._track = client.register_script(_script("track.lua"))
         self._activity = client.register_script(_script("activity.lua"))
         self._put = client.register_script(_script("put_definition.lua"))
@@ -399,7 +398,7 @@ class Store:
                     for experiment, index in calls
                 ],
             )
-        except RedisError as exc:
+        except REDIS_FAILURES as exc:
             raise StoreUnavailableError(f"redis: {exc}") from exc
         return [Exposure.from_reply(r) for r in results]
 
@@ -493,9 +492,9 @@ class Store:
     async def _run_pipelined(
         self, calls: Sequence[tuple[Any, list[str], list[str | int]]]
     ) -> list[Any]:
-        """Run scripts many times in one round trip (see :func:`run_pipelined`); raise the
-        first error."""
-        results = await run_pipelined(self.client, calls)
+        """Run scripts many times in one round trip, shared with the other callers of the same
+        tick (see :class:`CallBatcher`); raise the first error."""
+        results = await self._calls.run(calls)
         for result in results:
             if isinstance(result, Exception):
                 raise result

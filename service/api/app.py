@@ -170,7 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             embedded = EmbeddedRedis(settings.data_dir).start()
             url = embedded.url
             log.info("embedded redis-server, data in %s", embedded.data_dir)
-        client = connect(url, cluster=settings.redis_cluster)
+        client = connect(
+            url, cluster=settings.redis_cluster, timeout_seconds=settings.redis_timeout_seconds
+        )
         store = Store(client, Keyspace(settings.key_prefix), log_max_length=settings.log_max_length)
         app.state.settings = settings
         app.state.store = store
@@ -179,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.definitions.aclose()
             await client.aclose()
             if embedded is not None:
                 embedded.stop()

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 import stats
@@ -45,7 +44,7 @@ from experiments.store import (
 from service.api.routers import export
 from service.client import Client
 from service.loops import run_sync
-from tests.conftest import ADMIN_KEY, LiveServer
+from tests.conftest import ADMIN_KEY, LiveServer, RedisTarget
 from tests.service.conftest import AUTH, BUYAKILT
 from tests.support.store import StoreRunner
 
@@ -138,20 +137,24 @@ async def _record(store: Store, definition: dict[str, Any], *, visitors: int, se
     return traffic
 
 
+def _runner(redis: RedisTarget, prefix: str) -> StoreRunner:
+    return StoreRunner(redis.url, prefix, cluster=redis.cluster)
+
+
 @pytest.fixture
-def traffic(redis_url: str, key_prefix: str) -> Traffic:
+def traffic(redis_server: RedisTarget, key_prefix: str) -> Traffic:
     async def work(store: Store) -> Traffic:
         return await _record(store, THREE_WAY, visitors=600, seed=11)
 
-    result: Traffic = StoreRunner(redis_url, key_prefix)(work)
+    result: Traffic = _runner(redis_server, key_prefix)(work)
     return result
 
 
-def _stored(redis_url: str, prefix: str, experiment: Experiment) -> Any:
+def _stored(redis: RedisTarget, prefix: str, experiment: Experiment) -> Any:
     async def work(store: Store) -> Any:
         return await store.totals(experiment), await store.daily_totals(experiment)
 
-    return StoreRunner(redis_url, prefix)(work)
+    return _runner(redis, prefix)(work)
 
 
 def _export(client: TestClient, key: str, fmt: str, **params: Any) -> Any:
@@ -268,10 +271,10 @@ def _assert_same_totals(mine: VariantTotals, stored: VariantTotals, label: str) 
 
 
 def test_counts_recomputed_from_the_log_equal_the_aggregates(
-    client: TestClient, traffic: Traffic, redis_url: str, key_prefix: str
+    client: TestClient, traffic: Traffic, redis_server: RedisTarget, key_prefix: str
 ) -> None:
     experiment = traffic.experiment
-    totals, daily = _stored(redis_url, key_prefix, experiment)
+    totals, daily = _stored(redis_server, key_prefix, experiment)
     # Every format, read back into per-visitor rows, gives the stored totals.
     definition = client.get(f"/v1/experiments/{experiment.key}", headers=AUTH).json()
     metrics = stats.definition_metrics(definition["metrics"])
@@ -415,10 +418,10 @@ def test_recomputed_comparisons_equal_the_results_read_out(
 
 
 def test_summary_holds_the_stored_statistics_and_its_days_add_up(
-    client: TestClient, traffic: Traffic, redis_url: str, key_prefix: str
+    client: TestClient, traffic: Traffic, redis_server: RedisTarget, key_prefix: str
 ) -> None:
     key = traffic.experiment.key
-    totals, daily = _stored(redis_url, key_prefix, traffic.experiment)
+    totals, daily = _stored(redis_server, key_prefix, traffic.experiment)
     body = client.get(f"/v1/experiments/{key}/summary", headers=AUTH).json()
     assert body["variants"] == ["control", "filters", "sort"]
     frame = pd.DataFrame(body["rows"], columns=body["columns"])
@@ -456,7 +459,7 @@ def test_summary_holds_the_stored_statistics_and_its_days_add_up(
 
 
 def test_activity_log_counts_a_retried_event_once_even_after_a_script_flush(
-    redis_url: str, key_prefix: str
+    redis_server: RedisTarget, key_prefix: str
 ) -> None:
     async def work(store: Store) -> None:
         start_s = (NOW_MS - DAY_MS) / 1000
@@ -489,10 +492,10 @@ def test_activity_log_counts_a_retried_event_once_even_after_a_script_flush(
             ("purchase", "5.0"),
         ]
 
-    StoreRunner(redis_url, key_prefix)(work)
+    _runner(redis_server, key_prefix)(work)
 
 
-def test_no_log_when_the_cap_is_zero(redis_url: str, key_prefix: str) -> None:
+def test_no_log_when_the_cap_is_zero(redis_server: RedisTarget, key_prefix: str) -> None:
     async def work(store: Store) -> None:
         draft = Experiment.model_validate(BUYAKILT)
         experiment = transition(draft, Status.RUNNING, now=NOW_MS / 1000)
@@ -505,20 +508,23 @@ def test_no_log_when_the_cap_is_zero(redis_url: str, key_prefix: str) -> None:
         assert snapshot.exposures == 1 and snapshot.log_entries == 0
         assert set(snapshot.log_tails) == set(snapshot.activity_tails) == {None}
 
-    StoreRunner(redis_url, key_prefix)(work, log_max_length=0)
-    plain = redis.Redis.from_url(redis_url)
-    kinds = {plain.type(k) for k in plain.scan_iter(f"{key_prefix}:*")}
-    plain.close()
-    assert b"hash" in kinds and b"stream" not in kinds
+    _runner(redis_server, key_prefix)(work, log_max_length=0)
+    kinds = set()
+    for plain in redis_server.masters():
+        with plain:
+            kinds |= {plain.type(k) for k in plain.scan_iter(f"{key_prefix}:*")}
+    assert "hash" in kinds and "stream" not in kinds
 
 
-def test_a_trimmed_log_is_reported(client: TestClient, redis_url: str, key_prefix: str) -> None:
+def test_a_trimmed_log_is_reported(
+    client: TestClient, redis_server: RedisTarget, key_prefix: str
+) -> None:
     """With a cap far below the traffic the oldest entries go, and the export says so."""
 
     async def work(store: Store) -> Traffic:
         return await _record(store, {**BUYAKILT, "shards": 1}, visitors=400, seed=3)
 
-    StoreRunner(redis_url, key_prefix)(work, log_max_length=50)
+    _runner(redis_server, key_prefix)(work, log_max_length=50)
     response = _export(client, "buyakilt-filters", "csv", pre_exposure="false")
     frame = _frame(response, "csv")
     counted = int(response.headers["x-abacus-exposures"])

@@ -24,9 +24,10 @@ T = TypeVar("T")
 class StoreRunner:
     """Runs coroutines against a store on the Redis at ``url`` under key ``prefix``."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, *, cluster: bool = False) -> None:
         self.url = url
         self.prefix = prefix
+        self.cluster = cluster
 
     def __call__(
         self, work: Callable[[Store], Awaitable[T]], *, log_max_length: int | None = None
@@ -36,7 +37,11 @@ class StoreRunner:
         async def main() -> T:
             # Not experiments.connection.connect: its health-check option leaves a socket for
             # the garbage collector after aclose(), which the warnings filter turns into a failure.
-            client = aioredis.from_url(self.url, decode_responses=True)
+            client: aioredis.Redis | aioredis.RedisCluster
+            if self.cluster:
+                client = aioredis.RedisCluster.from_url(self.url, decode_responses=True)
+            else:
+                client = aioredis.from_url(self.url, decode_responses=True)
             options = {} if log_max_length is None else {"log_max_length": log_max_length}
             try:
                 return await work(Store(client, Keyspace(self.prefix), **options))
