@@ -200,6 +200,7 @@ def _response(outcome: dict[str, TrackOutcome]) -> TrackResponse:
         duplicate=of(TrackOutcome.DUPLICATE),
         not_exposed=of(TrackOutcome.NOT_EXPOSED),
         before_exposure=of(TrackOutcome.BEFORE_EXPOSURE),
+        unavailable=of(TrackOutcome.UNAVAILABLE),
     )
 
 
