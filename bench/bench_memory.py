@@ -198,7 +198,7 @@ async def main() -> None:
             before = await _used(client)
             began = time.perf_counter()
             await work
-            grown = (await _used(client) - before) / n
+            grown: float = (await _used(client) - before) / n
             print(f"{label}: {grown:6.1f} B each  ({time.perf_counter() - began:5.1f} s)")
             return grown
 

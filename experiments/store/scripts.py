@@ -109,11 +109,11 @@ class PutDefinitionArgs(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ScriptSpec:
-    """One script: its file, its KEYS and ARGV tuples, and the names of variable tails."""
+    """One script: its file, its KEYS and ARGV names in order, and the names of variable tails."""
 
     file: str
-    keys: type[tuple[str, ...]]
-    args: type[tuple[str | int, ...]]
+    keys: tuple[str, ...]
+    args: tuple[str, ...]
     extra_keys: str | None = None
     extra_args: str | None = None
 
@@ -123,8 +123,7 @@ class ScriptSpec:
 
     def layout(self) -> tuple[list[str], list[str]]:
         """The KEYS and ARGV names in order, a variable tail written ``name...``."""
-        keys: list[str] = list(self.keys._fields)
-        args: list[str] = list(self.args._fields)
+        keys, args = list(self.keys), list(self.args)
         if self.extra_keys:
             keys.append(self.extra_keys + "...")
         if self.extra_args:
@@ -132,10 +131,12 @@ class ScriptSpec:
         return keys, args
 
 
-ASSIGN = ScriptSpec("assign.lua", AssignKeys, AssignArgs)
-TRACK = ScriptSpec("track.lua", TrackKeys, TrackArgs, "other_states", "specs")
-ACTIVITY = ScriptSpec("activity.lua", ActivityKeys, ActivityArgs)
-PUT_DEFINITION = ScriptSpec("put_definition.lua", PutDefinitionKeys, PutDefinitionArgs)
+ASSIGN = ScriptSpec("assign.lua", AssignKeys._fields, AssignArgs._fields)
+TRACK = ScriptSpec("track.lua", TrackKeys._fields, TrackArgs._fields, "other_states", "specs")
+ACTIVITY = ScriptSpec("activity.lua", ActivityKeys._fields, ActivityArgs._fields)
+PUT_DEFINITION = ScriptSpec(
+    "put_definition.lua", PutDefinitionKeys._fields, PutDefinitionArgs._fields
+)
 SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION)
 
 TRACK_STATE_INDEX = TrackKeys._fields.index("state") + 1
