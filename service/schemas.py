@@ -74,6 +74,6 @@ class TrackResponse(BaseModel):
     before_exposure: list[str] = Field(default_factory=list)
     unavailable: list[str] = Field(
         default_factory=list,
-        description="experiments whose store could not be written: nothing was credited to "
-        "them; retry with the same event_id",
+        description="experiments whose store could not be written (only in a 503's results): "
+        "nothing was credited to them; retry with the same event_id",
     )
