@@ -2,53 +2,118 @@
 
 The rest of the package talks to Redis only through a client made here and calls wrapped by
 :func:`guard` / :func:`guarded`, so a caller sees one error type for "the store could not
-answer", whatever the cause (refused connection, timeout, cluster down).
+answer", whatever the cause (refused connection, timeout, cluster down, a slot with no owner
+during a failover).
+
+Nothing waits on Redis for long: connecting, each reply and waiting for a pooled connection are
+bounded by ``timeout_seconds``, and a command that timed out or lost its connection is not sent
+again by the client (it may have run: resending a script that counts an event would count it
+twice). On a cluster the client may retry once after re-reading the slot table, which is how it
+follows a failover.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
+from experiments.batching import Client
 from experiments.errors import StoreUnavailableError
 
-__all__ = ["connect", "guard", "guarded"]
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "REDIS_FAILURES",
+    "Client",
+    "connect",
+    "guard",
+    "guarded",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
+DEFAULT_TIMEOUT_SECONDS = 1.0
+"""How long a Redis connect, reply or free pooled connection is awaited by default."""
 
-def connect(url: str, *, cluster: bool = False, max_connections: int = 64) -> Any:
+REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
+"""What redis-py raises when the store cannot answer (the cluster errors are not RedisErrors)."""
+
+CLUSTER_CONNECTIONS_PER_NODE = 512
+"""redis-py's cluster pool does not wait for a free connection (it raises beyond its size), so
+a cluster client may open more per node than the single-server pool, which waits."""
+
+
+def connect(
+    url: str,
+    *,
+    cluster: bool = False,
+    max_connections: int = 64,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+) -> Client:
     """An asyncio client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
-    The pool is bounded and blocking: a burst of requests waits (up to 5 s) for one of
-    ``max_connections`` connections instead of failing with "too many connections"; Redis runs
-    one command at a time, so more connections would not make it faster.
+    The single-server pool is bounded and blocking: a burst of requests waits (up to
+    ``timeout_seconds``) for one of ``max_connections`` connections instead of failing with "too
+    many connections"; Redis runs one command at a time, so more connections would not make it
+    faster. With ``cluster`` the URL names any node; the client discovers the others.
     """
+    if timeout_seconds <= 0:
+        raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
     if cluster:
         return aioredis.RedisCluster.from_url(
-            url, decode_responses=True, max_connections=max_connections
+            url,
+            decode_responses=True,
+            max_connections=max(max_connections, CLUSTER_CONNECTIONS_PER_NODE),
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 1),
         )
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         health_check_interval=30,
         max_connections=max_connections,
-        timeout=5,
+        timeout=timeout_seconds,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        retry=Retry(NoBackoff(), 0),
     )
     # from_pool: the client owns the pool, so aclose() closes its connections too.
     return aioredis.Redis.from_pool(pool)
 
 
-async def guard(call: Awaitable[T]) -> T:
-    """Await ``call``; a Redis failure becomes :class:`StoreUnavailableError`."""
+async def guard(call: Awaitable[T], *, timeout_seconds: float | None = None) -> T:
+    """Await ``call``; a Redis failure becomes :class:`StoreUnavailableError`.
+
+    With ``timeout_seconds`` the whole call, however many commands and pool waits it makes,
+    gets that long, and the caller is answered then: the call itself is cancelled but not
+    waited for (a cancellation can be absorbed inside a connection pool's wait, and the call
+    then runs on to its own socket timeout).
+    """
     try:
-        return await call
-    except RedisError as exc:
+        if timeout_seconds is None:
+            return await call
+        task = asyncio.ensure_future(call)
+        done, _ = await asyncio.wait({task}, timeout=timeout_seconds)
+        if not done:
+            task.cancel()
+            task.add_done_callback(_retrieve)
+            raise StoreUnavailableError(f"redis: no answer within {timeout_seconds} s")
+        return task.result()
+    except REDIS_FAILURES as exc:
         raise StoreUnavailableError(f"redis: {exc}") from exc
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Read an abandoned call's outcome so asyncio does not report it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:

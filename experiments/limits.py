@@ -8,6 +8,9 @@ from __future__ import annotations
 
 __all__ = [
     "DEDUP_WINDOW_SECONDS",
+    "MAX_ATTRIBUTES",
+    "MAX_ATTRIBUTES_BYTES",
+    "MAX_ATTRIBUTE_VALUE_CHARACTERS",
     "MAX_EVENT_AGE_SECONDS",
     "MAX_EVENT_SKEW_SECONDS",
 ]
@@ -21,3 +24,13 @@ retried event can never outlive the memory of its id."""
 
 MAX_EVENT_SKEW_SECONDS = 600
 """How far ahead of the server clock an event's timestamp may be (clients' clocks drift)."""
+
+MAX_ATTRIBUTES = 50
+"""How many attributes one assignment may carry (they are copied into every running
+experiment's log with each first exposure)."""
+
+MAX_ATTRIBUTE_VALUE_CHARACTERS = 256
+"""How long one attribute value (or one item of a list value) may be, in characters."""
+
+MAX_ATTRIBUTES_BYTES = 4096
+"""How large the attributes may be as a whole, in bytes of compact UTF-8 JSON."""

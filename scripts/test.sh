@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs into .venv (and Debian's chromium), then run pytest.
+# Install everything the test suite needs into .venv (and Debian's chromium, wrk and
+# redis-server, whose binaries make the test Redis Cluster), then run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
+if ! command -v chromium >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 \
+  || ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk redis-server >/dev/null
   elif command -v sudo >/dev/null 2>&1; then
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk redis-server >/dev/null
   else
-    echo "no root: chromium and wrk not installed, browser tests will skip" >&2
+    echo "no root: chromium, wrk and redis-server not installed: browser and cluster tests will skip" >&2
   fi
 fi
 

@@ -173,7 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             embedded = EmbeddedRedis(settings.data_dir).start()
             url = embedded.url
             log.info("embedded redis-server, data in %s", embedded.data_dir)
-        client = connect(url, cluster=settings.redis_cluster)
+        client = connect(
+            url, cluster=settings.redis_cluster, timeout_seconds=settings.redis_timeout_seconds
+        )
         metrics = Metrics()
         store = Store(
             client,
@@ -191,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             reclaim.cancel()
+            await app.state.definitions.aclose()
             await client.aclose()
             if embedded is not None:
                 embedded.stop()

@@ -2,9 +2,15 @@
 
 Reading every definition from Redis on every request would double the cost of assignment, so
 each worker keeps a copy and re-reads it when the ``_version`` counter moves, checking the
-counter at most once per ``ttl_seconds``. A change made through this worker is seen at once;
-one made through another worker within ``ttl_seconds``. Sticky exposures make that delay
-harmless for bucketing: a visitor's variant never changes once recorded.
+counter at most once per ``ttl_seconds``. Sticky exposures make the delay harmless for
+bucketing: a visitor's variant never changes once recorded.
+
+A request never waits on a periodic refresh: it is answered from the last good copy while one
+refresh runs in the background, so a slow or hung Redis cannot queue requests behind it. A
+request waits (for that same single refresh, bounded by the Redis timeout) only when there is
+no honest copy to answer from: before the first load, after a change made through this worker
+(:meth:`invalidate`, so the change is seen at once), and for a key the copy does not know (it
+may have been created through another worker a moment ago).
 """
 
 from __future__ import annotations
@@ -27,23 +33,37 @@ class DefinitionCache:
         self._checked = float("-inf")
         self._all: dict[str, Experiment] = {}
         self._running: list[Experiment] = []
-        self._lock = asyncio.Lock()
+        self._stale = True
+        self._refresh: asyncio.Task[None] | None = None
+        self._error: StoreUnavailableError | None = None
 
     def invalidate(self) -> None:
-        self._checked = float("-inf")
-        self._version = -1
+        """Make the next request wait for a fresh copy (after a change through this worker)."""
+        self._stale = True
 
-    async def _refresh(self) -> None:
-        if time.monotonic() - self._checked < self.ttl_seconds:
+    async def _current(self, *, wait: bool = False) -> None:
+        wait = wait or self._stale or self._version < 0
+        if not wait:
+            if self._refresh is None and time.monotonic() - self._checked >= self.ttl_seconds:
+                self._start()
             return
-        # Single flight: a burst of requests after a change waits for one read, not one each.
-        async with self._lock:
-            now = time.monotonic()
-            if now - self._checked < self.ttl_seconds:
-                return
-            await self._read(now)
+        # A refresh that began before the latest invalidate() may have read the old copy: then
+        # one more is needed.
+        for _ in range(2):
+            # shield: a request that gives up (client gone) does not cancel the shared refresh
+            await asyncio.shield(self._refresh or self._start())
+            if not self._stale:
+                break
+        if self._version < 0 and self._error is not None:
+            raise self._error  # nothing cached yet: there is no honest answer to give
 
-    async def _read(self, now: float) -> None:
+    def _start(self) -> asyncio.Task[None]:
+        self._refresh = asyncio.get_running_loop().create_task(self._read())
+        return self._refresh
+
+    async def _read(self) -> None:
+        self._stale = False  # a change made from now on needs another read
+        started = time.monotonic()
         try:
             version = await self.store.definitions_version()
             if version != self._version:
@@ -51,23 +71,33 @@ class DefinitionCache:
                 self._all = experiments
                 self._running = [e for e in experiments.values() if e.status is Status.RUNNING]
                 self._version = version
-        except StoreUnavailableError:
-            if self._version < 0:
-                raise  # nothing cached yet: there is no honest answer to give
+            self._error = None
+        except StoreUnavailableError as exc:
             # Keep answering from the last copy; assignment marks itself as not recorded.
-        self._checked = now
+            self._error = exc
+        finally:
+            self._checked = started
+            self._refresh = None
+
+    async def aclose(self) -> None:
+        """Let a refresh still running finish (the app is shutting down)."""
+        if self._refresh is not None:
+            await asyncio.gather(self._refresh, return_exceptions=True)
 
     async def get(self, key: str) -> Experiment:
-        await self._refresh()
+        await self._current()
         experiment = self._all.get(key)
+        if experiment is None:
+            await self._current(wait=True)
+            experiment = self._all.get(key)
         if experiment is None:
             raise ExperimentNotFoundError(key)
         return experiment
 
     async def all(self) -> dict[str, Experiment]:
-        await self._refresh()
+        await self._current()
         return self._all
 
     async def running(self) -> list[Experiment]:
-        await self._refresh()
+        await self._current()
         return self._running

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from experiments.attributes import check_attributes
+from experiments.limits import MAX_ATTRIBUTE_VALUE_CHARACTERS, MAX_ATTRIBUTES, MAX_ATTRIBUTES_BYTES
 
 __all__ = [
     "AssignRequest",
@@ -41,8 +44,12 @@ class AssignRequest(_Strict):
         default=None, max_length=100, description="omit for every running experiment"
     )
     attributes: dict[Annotated[str, Field(max_length=64)], AttributeValue] = Field(
-        default_factory=dict, max_length=50
+        default_factory=dict,
+        description=f"at most {MAX_ATTRIBUTES} keys, values of at most "
+        f"{MAX_ATTRIBUTE_VALUE_CHARACTERS} characters, {MAX_ATTRIBUTES_BYTES} bytes in all",
     )
+
+    _attribute_limits = field_validator("attributes")(check_attributes)
 
 
 class AssignResponse(BaseModel):

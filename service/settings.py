@@ -1,17 +1,20 @@
 """Service settings, read once from the environment by ``Settings.from_env()``.
 
-=========================  ======================================================  ===========
-variable                   meaning                                                 default
-=========================  ======================================================  ===========
-``ABACUS_REDIS_URL``       Redis to use (``redis://``, ``rediss://``, ``unix://``)  embedded
-``ABACUS_REDIS_CLUSTER``   ``1`` when the URL points at a Redis Cluster             ``0``
-``ABACUS_DATA_DIR``        data directory of the embedded Redis (AOF)               ``.abacus``
-``ABACUS_ADMIN_KEY``       bearer key for admin endpoints; unset = loopback only    unset
-``ABACUS_CORS_ORIGINS``    comma-separated origins allowed to call the public API   ``*``
-``ABACUS_KEY_PREFIX``      prefix of every Redis key                                ``abacus``
-``ABACUS_LOG_MAX_LENGTH``  length cap per shard of the raw event log and of the      1000000
-                           activity log (0 = neither is kept)
-=========================  ======================================================  ===========
+================================  =====================================================  ===========
+variable                          meaning                                                default
+================================  =====================================================  ===========
+``ABACUS_REDIS_URL``              Redis URL (``redis://``, ``rediss://``, ``unix://``)   embedded
+``ABACUS_REDIS_CLUSTER``          ``1`` when the URL points at a Redis Cluster           ``0``
+``ABACUS_REDIS_TIMEOUT_SECONDS``  how long a Redis connect or reply is awaited; past     ``1.0``
+                                  it tracking answers 503, assignment is not recorded
+``ABACUS_DATA_DIR``               data directory of the embedded Redis (AOF)             ``.abacus``
+``ABACUS_ADMIN_KEY``              bearer key for admin endpoints; unset = loopback only  unset
+``ABACUS_CORS_ORIGINS``           comma-separated origins allowed to call the public     ``*``
+                                  API
+``ABACUS_KEY_PREFIX``             prefix of every Redis key                              ``abacus``
+``ABACUS_LOG_MAX_LENGTH``         length cap per shard of the raw event log and of       1000000
+                                  the activity log (0 = neither is kept)
+================================  =====================================================  ===========
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from experiments.connection import DEFAULT_TIMEOUT_SECONDS
 
 __all__ = ["Settings"]
 
@@ -33,6 +38,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     key_prefix: str = "abacus"
     log_max_length: int = 1_000_000
+    redis_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     definitions_ttl_seconds: float = 1.0
     max_body_bytes: int = 1_048_576
 
@@ -43,9 +49,20 @@ class Settings:
         length = env.get("ABACUS_LOG_MAX_LENGTH", "1000000")
         if not length.isdigit():
             raise ValueError(f"ABACUS_LOG_MAX_LENGTH must be a whole number >= 0, got {length!r}")
+        timeout = env.get("ABACUS_REDIS_TIMEOUT_SECONDS", str(DEFAULT_TIMEOUT_SECONDS))
+        try:
+            timeout_seconds = float(timeout)
+        except ValueError:
+            timeout_seconds = float("nan")
+        if not 0 < timeout_seconds <= 600:
+            raise ValueError(
+                f"ABACUS_REDIS_TIMEOUT_SECONDS must be a number of seconds in (0, 600], got "
+                f"{timeout!r}"
+            )
         return cls(
             redis_url=env.get("ABACUS_REDIS_URL") or None,
             redis_cluster=env.get("ABACUS_REDIS_CLUSTER", "0") in {"1", "true", "yes"},
+            redis_timeout_seconds=timeout_seconds,
             data_dir=Path(env.get("ABACUS_DATA_DIR", ".abacus")),
             admin_key=env.get("ABACUS_ADMIN_KEY") or None,
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),

@@ -54,6 +54,50 @@ def test_docker_compose_structure() -> None:
     assert "abacus" in dockerfile and "HEALTHCHECK" in dockerfile
 
 
+def test_docker_compose_cluster_structure() -> None:
+    """The cluster deployment: six nodes, a one-shot job joining them, the API in cluster mode."""
+    compose = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
+    services = compose["services"]
+    nodes = {
+        name: s
+        for name, s in services.items()
+        if name.startswith("redis-") and "-create" not in name
+    }
+    assert sorted(nodes) == [f"redis-{i}" for i in range(1, 7)]
+    for name, node in nodes.items():
+        command = " ".join(node["command"])
+        for option in (
+            "--cluster-enabled yes",
+            "--cluster-config-file /data/nodes.conf",
+            "--appendonly yes",
+            "--appendfsync everysec",
+            '--cluster-announce-hostname "$$NODE"',
+        ):
+            assert option in command, (name, option)
+        assert node["environment"]["NODE"] == name
+        assert "redis-cli" in node["healthcheck"]["test"]
+        assert node["volumes"] == [f"{name}:/data"]
+    assert set(compose["volumes"]) == set(nodes)
+    create = services["redis-cluster-create"]
+    assert create["restart"] == "no"
+    assert {n: c["condition"] for n, c in create["depends_on"].items()} == dict.fromkeys(
+        nodes, "service_healthy"
+    )
+    script = "\n".join(create["command"])
+    assert "redis-cli --cluster create" in script and "--cluster-replicas 1" in script
+    assert all(name in script for name in nodes) and "cluster_state:ok" in script
+    api = services["api"]
+    assert api["depends_on"] == {
+        "redis-cluster-create": {"condition": "service_completed_successfully"}
+    }
+    env = api["environment"]
+    assert env["ABACUS_REDIS_CLUSTER"] == "1"
+    assert env["ABACUS_REDIS_URL"].split("//")[1].split(":")[0] in nodes
+    assert (ROOT / api["build"]["dockerfile"]).exists()
+    settings_doc = (ROOT / "service" / "settings.py").read_text()
+    assert all(name in settings_doc for name in env)
+
+
 def test_console_script_and_packages_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["abacus"] == "service.cli:main"

@@ -122,7 +122,9 @@ class DefinitionsMixin(StoreBase):
             names.append(k.days)  # last: an interrupted reclaim can still find the days
             pipe = self.client.pipeline(transaction=False)
             for start in range(0, len(names), UNLINK_BATCH):
-                pipe.unlink(*names[start : start + UNLINK_BATCH])
+                # execute_command: a cluster pipeline's unlink() would split the keys by slot
+                # in a coroutine of its own; these share one slot
+                pipe.execute_command("UNLINK", *names[start : start + UNLINK_BATCH])
             await guard(pipe.execute())
         field = self.keys.deleted_prefix(experiment.key) + str(experiment.generation)
         await self.client.hdel(self.keys.definitions, field)

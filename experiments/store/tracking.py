@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from redis.exceptions import RedisError
-
-from experiments.connection import guarded
+from experiments.connection import REDIS_FAILURES, guarded
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import StoreUnavailableError
 from experiments.keys import place_of
@@ -206,7 +204,7 @@ class TrackingMixin(StoreBase):
                     for experiment, index in calls
                 ],
             )
-        except RedisError as exc:
+        except REDIS_FAILURES as exc:
             raise StoreUnavailableError(f"redis: {exc}") from exc
         return [Exposure.from_reply(r) for r in results]
 
@@ -318,10 +316,10 @@ class TrackingMixin(StoreBase):
         )
         if everything_failed:
             first = (failures or activity_failures)[0]
-            if not isinstance(first, RedisError):
+            if not isinstance(first, REDIS_FAILURES):
                 raise first
             raise StoreUnavailableError(f"redis: {first}") from first
         for failure in [*failures, *activity_failures]:
-            if not isinstance(failure, RedisError):
+            if not isinstance(failure, REDIS_FAILURES):
                 raise failure  # a bug (bad script arguments), not an outage
         return outcomes

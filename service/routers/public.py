@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from experiments.assignment import decide
+from experiments.connection import guard
 from experiments.definitions import Experiment, Status
 from experiments.errors import InvalidDefinitionError, StoreUnavailableError
 from experiments.limits import MAX_EVENT_AGE_SECONDS, MAX_EVENT_SKEW_SECONDS
@@ -46,6 +47,8 @@ async def _assign(
     experiments: list[Experiment],
     visitor_id: str,
     attributes_json: str = "{}",
+    *,
+    timeout_seconds: float,
 ) -> tuple[dict[str, str | None], bool]:
     """Variant per experiment (recording first exposures) and whether all were recorded.
 
@@ -58,11 +61,14 @@ async def _assign(
     recorded = True
     if to_record:
         try:
-            exposures = await store.record_exposures(
-                [(d.experiment, d.variant_index) for d in to_record],
-                visitor_id,
-                now_ms=int(time.time() * 1000),
-                attributes_json=attributes_json,
+            exposures = await guard(
+                store.record_exposures(
+                    [(d.experiment, d.variant_index) for d in to_record],
+                    visitor_id,
+                    now_ms=int(time.time() * 1000),
+                    attributes_json=attributes_json,
+                ),
+                timeout_seconds=timeout_seconds,
             )
         except StoreUnavailableError:
             # Answer from the hash so the page still renders; the caller learns it was not stored.
@@ -109,7 +115,13 @@ async def assign_one(request: Request) -> Response:
         )
     state = request.app.state
     definition = await state.definitions.get(experiment)
-    answer, recorded = await _assign(state.store, state.metrics, [definition], visitor_id)
+    answer, recorded = await _assign(
+        state.store,
+        state.metrics,
+        [definition],
+        visitor_id,
+        timeout_seconds=state.settings.redis_timeout_seconds,
+    )
     return _json(
         {
             "experiment": experiment,
@@ -163,6 +175,7 @@ async def assign_many(
         chosen,
         body.visitor_id,
         encode_attributes(body.attributes),
+        timeout_seconds=request.app.state.settings.redis_timeout_seconds,
     )
     return AssignResponse(visitor_id=body.visitor_id, assignments=answer, recorded=recorded)
 
@@ -247,7 +260,10 @@ async def _track(
 ) -> list[dict[str, TrackOutcome]]:
     metrics: Metrics = request.app.state.metrics
     try:
-        outcomes = await store.track(running, events)
+        outcomes = await guard(
+            store.track(running, events),
+            timeout_seconds=request.app.state.settings.redis_timeout_seconds,
+        )
     except StoreUnavailableError:
         metrics.store_errors.inc()
         raise

@@ -1,4 +1,7 @@
-"""Service fixtures: the real app on the session's real Redis, through Starlette's TestClient."""
+"""Service fixtures: the real app on the session's real Redis, through Starlette's TestClient.
+
+Every test here that uses Redis runs twice: on the embedded single server and on the cluster.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, BOTH_REDIS, RedisTarget, redis_target
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -30,10 +33,16 @@ BUYAKILT: dict[str, Any] = {
 }
 
 
+@pytest.fixture(scope="session", params=BOTH_REDIS)
+def redis_server(request: pytest.FixtureRequest) -> RedisTarget:
+    return redis_target(request, request.param)
+
+
 @pytest.fixture
-def settings(redis_url: str, key_prefix: str) -> Settings:
+def settings(redis_server: RedisTarget, key_prefix: str) -> Settings:
     return Settings(
-        redis_url=redis_url,
+        redis_url=redis_server.url,
+        redis_cluster=redis_server.cluster,
         key_prefix=key_prefix,
         admin_key=ADMIN_KEY,
         definitions_ttl_seconds=0.0,

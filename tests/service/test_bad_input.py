@@ -8,12 +8,20 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from tests.conftest import RedisTarget
 from tests.service.conftest import AUTH, BUYAKILT, create_running
 
 
-def _snapshot(redis_url: str, prefix: str) -> dict[str, Any]:
-    """Every key of this test's keyspace with its content (streams by length)."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def _snapshot(redis_server: RedisTarget, prefix: str) -> dict[str, Any]:
+    """Every key of this test's keyspace with its content (streams by length), on every master."""
+    out: dict[str, Any] = {}
+    for client in redis_server.masters():
+        with client:
+            out.update(_keys_of(client, prefix))
+    return out
+
+
+def _keys_of(client: redis.Redis, prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in client.scan_iter(match=f"{prefix}:*"):
         kind = client.type(key)
@@ -56,14 +64,14 @@ def _assert_error(response: Any, status: int, *needles: str) -> None:
 )
 def test_assign_rejects_malformed_parameters(
     running: TestClient,
-    redis_url: str,
+    redis_server: RedisTarget,
     key_prefix: str,
     params: dict[str, str],
     needles: list[str],
 ) -> None:
-    before = _snapshot(redis_url, key_prefix)
+    before = _snapshot(redis_server, key_prefix)
     _assert_error(running.get("/v1/assign", params=params), 422, *needles)
-    assert _snapshot(redis_url, key_prefix) == before
+    assert _snapshot(redis_server, key_prefix) == before
 
 
 def test_unknown_experiment_is_404(running: TestClient) -> None:
@@ -95,19 +103,63 @@ def test_unknown_experiment_is_404(running: TestClient) -> None:
     ],
 )
 def test_track_rejects_bad_events_and_writes_nothing(
-    running: TestClient, redis_url: str, key_prefix: str, body: str, needles: list[str]
+    running: TestClient, redis_server: RedisTarget, key_prefix: str, body: str, needles: list[str]
 ) -> None:
-    before = _snapshot(redis_url, key_prefix)
+    before = _snapshot(redis_server, key_prefix)
     response = running.post("/v1/track", content=body, headers={"Content-Type": "application/json"})
     _assert_error(response, 422, *needles)
-    assert _snapshot(redis_url, key_prefix) == before
+    assert _snapshot(redis_server, key_prefix) == before
+
+
+@pytest.mark.parametrize(
+    ("attributes", "needles"),
+    [
+        (
+            {f"a{i}": i for i in range(51)},
+            ["attributes", "at most 50 keys", "got 51", "a0, a1"],
+        ),
+        (
+            {"device": "mobile", "referrer": "r" * 257},
+            ["attributes.referrer", "at most 256 characters", "'rrrr", "(257 characters)"],
+        ),
+        (
+            {"tags": ["ok", "t" * 300]},
+            ["attributes.tags", "at most 256 characters", "(300 characters)"],
+        ),
+        (
+            {f"k{i}": "v" * 250 for i in range(17)},
+            ["attributes", "at most 4096 bytes", "got 4394 bytes"],
+        ),
+    ],
+)
+def test_assign_refuses_attributes_over_the_limits_and_writes_nothing(
+    running: TestClient,
+    redis_server: RedisTarget,
+    key_prefix: str,
+    attributes: dict[str, Any],
+    needles: list[str],
+) -> None:
+    before = _snapshot(redis_server, key_prefix)
+    body = {"visitor_id": "big", "attributes": attributes}
+    response = running.post("/v1/assign", json=body)
+    _assert_error(response, 422, *needles)
+    assert len(response.json()["message"]) < 600  # the value is shown truncated
+    assert _snapshot(redis_server, key_prefix) == before
+
+
+def test_attributes_at_the_limits_are_accepted(running: TestClient) -> None:
+    attributes: dict[str, Any] = {f"k{i:02}": "v" * 60 for i in range(50)}  # 50 keys, 3.7 KB
+    attributes["k00"] = "x" * 256
+    response = running.post("/v1/assign", json={"visitor_id": "max", "attributes": attributes})
+    assert response.status_code == 200, response.text
+    assert response.json()["recorded"] is True
 
 
 def test_batch_with_one_bad_event_writes_none(
-    running: TestClient, redis_url: str, key_prefix: str
+    running: TestClient, redis_server: RedisTarget, key_prefix: str
 ) -> None:
     good = {"visitor_id": "known", "event": "purchase", "value": 10}
-    before = _snapshot(redis_url, key_prefix)
+    before = _snapshot(redis_server, key_prefix)
     response = running.post(
         "/v1/track/batch",
         content='{"events": [{"visitor_id": "known", "event": "purchase", "value": 10}, '
@@ -115,16 +167,16 @@ def test_batch_with_one_bad_event_writes_none(
         headers={"Content-Type": "application/json"},
     )
     _assert_error(response, 422, "events.1.value")
-    assert _snapshot(redis_url, key_prefix) == before
+    assert _snapshot(redis_server, key_prefix) == before
     response = running.post("/v1/track/batch", json={"events": [good] * 1001})
     _assert_error(response, 422, "events", "1000")
-    assert _snapshot(redis_url, key_prefix) == before
+    assert _snapshot(redis_server, key_prefix) == before
 
 
 def test_oversized_payload_is_413_and_writes_nothing(
-    running: TestClient, redis_url: str, key_prefix: str
+    running: TestClient, redis_server: RedisTarget, key_prefix: str
 ) -> None:
-    before = _snapshot(redis_url, key_prefix)
+    before = _snapshot(redis_server, key_prefix)
     huge = '{"visitor_id": "known", "event": "purchase", "pad": "' + "x" * 2_000_000 + '"}'
     response = running.post("/v1/track", content=huge, headers={"Content-Type": "application/json"})
     _assert_error(response, 413, "at most 1048576 bytes")
@@ -139,7 +191,7 @@ def test_oversized_payload_is_413_and_writes_nothing(
         "/v1/track", content=chunks(), headers={"Content-Type": "application/json"}
     )
     _assert_error(response, 413, "at most")
-    assert _snapshot(redis_url, key_prefix) == before
+    assert _snapshot(redis_server, key_prefix) == before
 
 
 @pytest.mark.parametrize(
@@ -154,17 +206,17 @@ def test_oversized_payload_is_413_and_writes_nothing(
 )
 def test_admin_endpoints_need_the_key(
     running: TestClient,
-    redis_url: str,
+    redis_server: RedisTarget,
     key_prefix: str,
     method: str,
     path: str,
     body: dict[str, Any] | None,
 ) -> None:
-    before = _snapshot(redis_url, key_prefix)
+    before = _snapshot(redis_server, key_prefix)
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "test-admin-key"}):
         response = running.request(method, path, json=body, headers=headers)
         _assert_error(response, 401, "Authorization: Bearer")
-    assert _snapshot(redis_url, key_prefix) == before
+    assert _snapshot(redis_server, key_prefix) == before
 
 
 @pytest.mark.parametrize(
@@ -196,14 +248,14 @@ def test_admin_endpoints_need_the_key(
 )
 def test_invalid_definitions_are_refused(
     client: TestClient,
-    redis_url: str,
+    redis_server: RedisTarget,
     key_prefix: str,
     definition: dict[str, Any],
     needles: list[str],
 ) -> None:
-    before = _snapshot(redis_url, key_prefix)
+    before = _snapshot(redis_server, key_prefix)
     _assert_error(client.post("/v1/experiments", json=definition, headers=AUTH), 422, *needles)
-    assert _snapshot(redis_url, key_prefix) == before
+    assert _snapshot(redis_server, key_prefix) == before
 
 
 def test_lifecycle_conflicts(running: TestClient) -> None:

@@ -41,7 +41,7 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def _load(settings: Settings, **options: Any) -> list[DemoOutcome]:
     async def run() -> list[DemoOutcome]:
         assert settings.redis_url is not None
-        client = connect(settings.redis_url)
+        client = connect(settings.redis_url, cluster=settings.redis_cluster)
         try:
             return await load_demo(Store(client, Keyspace(settings.key_prefix)), **options)
         finally:
@@ -53,7 +53,7 @@ def _load(settings: Settings, **options: Any) -> list[DemoOutcome]:
 def _totals(settings: Settings, cases: Sequence[CaseStudy]) -> list[list[VariantTotals]]:
     async def run() -> list[list[VariantTotals]]:
         assert settings.redis_url is not None
-        client = connect(settings.redis_url)
+        client = connect(settings.redis_url, cluster=settings.redis_cluster)
         store = Store(client, Keyspace(settings.key_prefix))
         try:
             return [await store.totals(await store.get_experiment(c.key)) for c in cases]
@@ -132,6 +132,7 @@ def test_the_abacus_demo_command_loads_then_leaves_existing_experiments(
 
     assert settings.redis_url is not None
     monkeypatch.setenv("ABACUS_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("ABACUS_REDIS_CLUSTER", "1" if settings.redis_cluster else "0")
     monkeypatch.setenv("ABACUS_KEY_PREFIX", settings.key_prefix)
     assert main(["demo", "--scale", "0.01", "--seed", "3"]) == 0
     out = capsys.readouterr().out

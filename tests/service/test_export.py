@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import redis
 import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
@@ -46,6 +45,7 @@ from experiments.store import (
     encode_attributes,
 )
 from service.routers import export
+from tests.conftest import RedisTarget
 from tests.service.conftest import AUTH, BUYAKILT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,10 +144,14 @@ def _run(coroutine: Any) -> Any:
         return thread.submit(asyncio.run, coroutine).result()
 
 
-async def _with_store(redis_url: str, prefix: str, work: Any, **options: Any) -> Any:
+async def _with_store(redis: RedisTarget, prefix: str, work: Any, **options: Any) -> Any:
     # Not experiments.store.connect: its health-check option leaves a socket for the garbage
     # collector after aclose() (redis-py 8.1), which the warnings filter turns into a failure.
-    client = aioredis.from_url(redis_url, decode_responses=True)
+    client: Any = (
+        aioredis.RedisCluster.from_url(redis.url, decode_responses=True)
+        if redis.cluster
+        else aioredis.from_url(redis.url, decode_responses=True)
+    )
     try:
         return await work(Store(client, Keyspace(prefix), **options))
     finally:
@@ -155,19 +159,19 @@ async def _with_store(redis_url: str, prefix: str, work: Any, **options: Any) ->
 
 
 @pytest.fixture
-def traffic(redis_url: str, key_prefix: str) -> Traffic:
+def traffic(redis_server: RedisTarget, key_prefix: str) -> Traffic:
     async def work(store: Store) -> Traffic:
         return await _record(store, THREE_WAY, visitors=600, seed=11)
 
-    result: Traffic = _run(_with_store(redis_url, key_prefix, work))
+    result: Traffic = _run(_with_store(redis_server, key_prefix, work))
     return result
 
 
-def _stored(redis_url: str, prefix: str, experiment: Experiment) -> Any:
+def _stored(redis: RedisTarget, prefix: str, experiment: Experiment) -> Any:
     async def work(store: Store) -> Any:
         return await store.totals(experiment), await store.daily_totals(experiment)
 
-    return _run(_with_store(redis_url, prefix, work))
+    return _run(_with_store(redis, prefix, work))
 
 
 def _export(client: TestClient, key: str, fmt: str, **params: Any) -> Any:
@@ -284,10 +288,10 @@ def _assert_same_totals(mine: VariantTotals, stored: VariantTotals, label: str) 
 
 
 def test_counts_recomputed_from_the_log_equal_the_aggregates(
-    client: TestClient, traffic: Traffic, redis_url: str, key_prefix: str
+    client: TestClient, traffic: Traffic, redis_server: RedisTarget, key_prefix: str
 ) -> None:
     experiment = traffic.experiment
-    totals, daily = _stored(redis_url, key_prefix, experiment)
+    totals, daily = _stored(redis_server, key_prefix, experiment)
     # Every format, read back into per-visitor rows, gives the stored totals.
     definition = client.get(f"/v1/experiments/{experiment.key}", headers=AUTH).json()
     metrics = stats.definition_metrics(definition["metrics"])
@@ -417,10 +421,10 @@ def test_recomputed_comparisons_equal_the_results_read_out(
 
 
 def test_summary_holds_the_stored_statistics_and_its_days_add_up(
-    client: TestClient, traffic: Traffic, redis_url: str, key_prefix: str
+    client: TestClient, traffic: Traffic, redis_server: RedisTarget, key_prefix: str
 ) -> None:
     key = traffic.experiment.key
-    totals, daily = _stored(redis_url, key_prefix, traffic.experiment)
+    totals, daily = _stored(redis_server, key_prefix, traffic.experiment)
     body = client.get(f"/v1/experiments/{key}/summary", headers=AUTH).json()
     assert body["variants"] == ["control", "filters", "sort"]
     frame = pd.DataFrame(body["rows"], columns=body["columns"])
@@ -458,7 +462,7 @@ def test_summary_holds_the_stored_statistics_and_its_days_add_up(
 
 
 def test_activity_log_counts_a_retried_event_once_even_after_a_script_flush(
-    redis_url: str, key_prefix: str
+    redis_server: RedisTarget, key_prefix: str
 ) -> None:
     async def work(store: Store) -> None:
         start_s = (NOW_MS - DAY_MS) / 1000
@@ -491,10 +495,10 @@ def test_activity_log_counts_a_retried_event_once_even_after_a_script_flush(
             ("purchase", "5.0"),
         ]
 
-    _run(_with_store(redis_url, key_prefix, work))
+    _run(_with_store(redis_server, key_prefix, work))
 
 
-def test_no_log_when_the_cap_is_zero(redis_url: str, key_prefix: str) -> None:
+def test_no_log_when_the_cap_is_zero(redis_server: RedisTarget, key_prefix: str) -> None:
     async def work(store: Store) -> None:
         draft = Experiment.model_validate(BUYAKILT)
         experiment = transition(draft, Status.RUNNING, now=NOW_MS / 1000)
@@ -507,20 +511,23 @@ def test_no_log_when_the_cap_is_zero(redis_url: str, key_prefix: str) -> None:
         assert snapshot.exposures == 1 and snapshot.log_entries == 0
         assert set(snapshot.log_tails) == set(snapshot.activity_tails) == {None}
 
-    _run(_with_store(redis_url, key_prefix, work, log_max_length=0))
-    plain = redis.Redis.from_url(redis_url)
-    kinds = {plain.type(k) for k in plain.scan_iter(f"{key_prefix}:*")}
-    plain.close()
-    assert b"hash" in kinds and b"stream" not in kinds
+    _run(_with_store(redis_server, key_prefix, work, log_max_length=0))
+    kinds = set()
+    for plain in redis_server.masters():
+        with plain:
+            kinds |= {plain.type(k) for k in plain.scan_iter(f"{key_prefix}:*")}
+    assert "hash" in kinds and "stream" not in kinds
 
 
-def test_a_trimmed_log_is_reported(client: TestClient, redis_url: str, key_prefix: str) -> None:
+def test_a_trimmed_log_is_reported(
+    client: TestClient, redis_server: RedisTarget, key_prefix: str
+) -> None:
     """With a cap far below the traffic the oldest entries go, and the export says so."""
 
     async def work(store: Store) -> Traffic:
         return await _record(store, {**BUYAKILT, "shards": 1}, visitors=400, seed=3)
 
-    _run(_with_store(redis_url, key_prefix, work, log_max_length=50))
+    _run(_with_store(redis_server, key_prefix, work, log_max_length=50))
     response = _export(client, "buyakilt-filters", "csv", pre_exposure="false")
     frame = _frame(response, "csv")
     counted = int(response.headers["x-abacus-exposures"])

@@ -168,7 +168,7 @@ def _skew(settings: Settings, experiment: Experiment) -> None:
 
     async def write() -> None:
         assert settings.redis_url is not None
-        client = connect(settings.redis_url)
+        client = connect(settings.redis_url, cluster=settings.redis_cluster)
         store = Store(client, Keyspace(settings.key_prefix))
         now_ms = int((experiment.started_at or 0) * 1000) + 1000
         for i in range(450):
