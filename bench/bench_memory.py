@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 import tempfile
 import time
@@ -59,11 +60,16 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--visitors", type=int, default=1_000_000)
     parser.add_argument("--url", help="an empty, throwaway Redis (default: embedded)")
     parser.add_argument("--code", type=Path, help="a checkout whose store to measure")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run on a throwaway 3-master + 3-replica cluster of Debian's redis-server",
+    )
     return parser.parse_args()
 
 
-async def _used(client: Any) -> int:
-    return int((await client.info("memory"))["used_memory"])
+async def _used(nodes: list[Any]) -> int:
+    return sum([int((await node.info("memory"))["used_memory"]) for node in nodes])
 
 
 async def _gather_batches(calls: Sequence[Any]) -> None:
@@ -116,56 +122,70 @@ def _master(slot: int) -> int:
     return next(i for i, (low, high) in enumerate(MASTERS) if low <= slot <= high)
 
 
-async def _key_report(client: Any, pattern: str) -> None:
-    from redis.crc import key_slot
-
-    keys = [k async for k in client.scan_iter(match=pattern, count=5_000)]
-    pipe = client.pipeline(transaction=False)
+async def _node_keys(node: Any, pattern: str) -> list[tuple[str, str, int, str, int]]:
+    """``(key, type, elements, encoding, bytes)`` of every key of ``node`` matching."""
+    keys = [k async for k in node.scan_iter(match=pattern, count=5_000)]
+    pipe = node.pipeline(transaction=False)
     for k in keys:
         pipe.type(k)
     kinds = await pipe.execute()
-    pipe = client.pipeline(transaction=False)
+    pipe = node.pipeline(transaction=False)
     for k, kind in zip(keys, kinds, strict=True):
         size = {"hash": pipe.hlen, "set": pipe.scard, "stream": pipe.xlen, "zset": pipe.zcard}
         size.get(kind, pipe.strlen)(k)
         pipe.object("encoding", k)
         pipe.memory_usage(k, samples=0)
     raw = await pipe.execute()
-    sizes, encodings, usage = raw[0::3], raw[1::3], raw[2::3]
-    largest = max(range(len(keys)), key=lambda i: sizes[i])
-    compact = sum(e in {"listpack", "ziplist"} for e, t in zip(encodings, kinds, strict=True))
-    hashes = sum(t == "hash" for t in kinds)
-    print(f"keys of one experiment: {len(keys):,} ({hashes:,} hashes, {compact:,} compact)")
-    print(f"largest key: {sizes[largest]:,} elements ({kinds[largest]}, {keys[largest]})")
-    per = [[0, 0, 0] for _ in MASTERS]
-    for k, n, b in zip(keys, sizes, usage, strict=True):
-        m = per[_master(key_slot(k.encode()))]
-        m[0] += 1
-        m[1] += n
-        m[2] += b or 0
-    for label, column in (("keys", 0), ("elements", 1), ("bytes", 2)):
-        values = [m[column] for m in per]
+    return list(zip(keys, kinds, raw[0::3], raw[1::3], [b or 0 for b in raw[2::3]], strict=True))
+
+
+async def _key_report(nodes: list[Any], pattern: str, cluster: bool) -> None:
+    from redis.crc import key_slot
+
+    found = [await _node_keys(node, pattern) for node in nodes]
+    rows = [row for node_rows in found for row in node_rows]
+    largest = max(rows, key=lambda r: r[2])
+    hashes = [r for r in rows if r[1] == "hash"]
+    compact = sum(r[3] in {"listpack", "ziplist"} for r in hashes)
+    print(f"keys of one experiment: {len(rows):,} ({len(hashes):,} hashes, {compact:,} compact)")
+    print(f"largest key: {largest[2]:,} elements ({largest[1]}, {largest[0]})")
+    if cluster:
+        per = found  # each master's own keys
+        how = "3 real masters"
+    else:
+        per = [[] for _ in MASTERS]
+        for row in rows:
+            per[_master(key_slot(row[0].encode()))].append(row)
+        how = "3 masters by the standard slot split"
+    for label, column in (("keys", -1), ("elements", 2), ("bytes", 4)):
+        values = [len(p) if column < 0 else sum(int(r[column]) for r in p) for p in per]
         spread = max(values) / max(1, min(values))
         shown = " / ".join(f"{v:,}" for v in values)
-        print(f"{label} per master (3 masters): {shown}  spread {spread:.2f}x")
+        print(f"{label} per master ({how}): {shown}  spread {spread:.2f}x")
 
 
-async def _delete_latency(client: Any, store: Any, experiment: Any) -> Any:
-    await client.config_set("slowlog-log-slower-than", 0)
-    await client.config_set("slowlog-max-len", 200_000)
-    await client.config_set("latency-monitor-threshold", 1)
-    await client.slowlog_reset()
-    await client.execute_command("LATENCY", "RESET")
+async def _delete_latency(nodes: list[Any], store: Any, experiment: Any) -> None:
+    for node in nodes:
+        await node.config_set("slowlog-log-slower-than", 0)
+        await node.config_set("slowlog-max-len", 200_000)
+        await node.config_set("latency-monitor-threshold", 1)
+        await node.slowlog_reset()
+        await node.execute_command("LATENCY", "RESET")
     began = time.perf_counter()
     await store.delete_experiment(experiment)
     seconds = time.perf_counter() - began
-    log = await client.slowlog_get(200_000)
-    latest = await client.execute_command("LATENCY", "LATEST")
-    await client.config_set("slowlog-log-slower-than", 10_000)
+    log: list[Any] = []
+    latest: list[Any] = []
+    for node in nodes:
+        log += await node.slowlog_get(200_000)
+        latest += await node.execute_command("LATENCY", "LATEST")
+        await node.config_set("slowlog-log-slower-than", 10_000)
+    durations = sorted(e["duration"] for e in log)
     longest = max(log, key=lambda e: e["duration"])
     command = longest["command"]
     command = command.decode() if isinstance(command, bytes) else str(command)
-    print(f"delete: {seconds:.2f} s wall, {len(log):,} commands")
+    p99 = durations[int(0.99 * (len(durations) - 1))]
+    print(f"delete: {seconds:.2f} s wall, {len(log):,} commands, p99 {p99:,} us")
     print(f"longest command while deleting: {longest['duration']:,} us ({command[:60]}...)")
     print(f"LATENCY LATEST (events over 1 ms): {latest or 'none'}")
 
@@ -178,13 +198,27 @@ async def main() -> None:
     from experiments.store import Store, connect
 
     embedded = None
+    cluster: Any = None
     url = args.url
-    if url is None:
+    if args.cluster:
+        # the test suite's launcher (imported by name: it is test code, not a dependency)
+        launcher = importlib.import_module("tests.support.redis_cluster")
+        cluster = launcher.RedisCluster(Path(tempfile.mkdtemp())).start()
+        url = cluster.url
+    elif url is None:
         embedded = EmbeddedRedis(Path(tempfile.mkdtemp()), tcp=True, persist=False).start()
         url = embedded.url
-    client = connect(url)
+    client = connect(url, cluster=args.cluster)
+    nodes: list[Any]
+    if cluster is not None:
+        from redis.asyncio import Redis
+
+        ports = cluster.master_ports()
+        nodes = [Redis(port=p, decode_responses=True) for p in ports]
+    else:
+        nodes = [client]
     try:
-        info = await client.info("server")
+        info = await nodes[0].info("server")
         print(f"redis {info['redis_version']}, {args.visitors:,} visitors (UUID ids)")
         n = args.visitors
         visitors = [str(uuid.uuid4()) for _ in range(n)]
@@ -195,10 +229,10 @@ async def main() -> None:
         b = await _create(logged, _running("logged", now_ms / 1000))
 
         async def step(label: str, work: Any) -> float:
-            before = await _used(client)
+            before = await _used(nodes)
             began = time.perf_counter()
             await work
-            grown: float = (await _used(client) - before) / n
+            grown: float = (await _used(nodes) - before) / n
             print(f"{label}: {grown:6.1f} B each  ({time.perf_counter() - began:5.1f} s)")
             return grown
 
@@ -227,15 +261,19 @@ async def main() -> None:
         print(f"=> raw-log entry per exposure: {exposed_logged - state:.1f} B")
         print(f"=> raw-log entry per credited event: {event_logged - credit - activity:.1f} B")
         print(f"=> activity-log entry per event: {activity:.1f} B")
-        await _key_report(client, "mem:*logged*")
-        await _delete_latency(client, logged, b)
+        await _key_report(nodes, "mem:*logged*", cluster is not None)
+        await _delete_latency(nodes, logged, b)
         again = await _create(logged, _running("logged", time.time()))
         totals = await logged.totals(again)
         print(f"re-created experiment: n = {[t.n for t in totals]}")
     finally:
         await client.aclose()
+        for node in nodes[1 if cluster is None else 0 :]:
+            await node.aclose()
         if embedded is not None:
             embedded.stop()
+        if cluster is not None:
+            cluster.stop()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 -- Record a visitor's first exposure to an experiment; later calls return the recorded variant.
 -- KEYS: assign agg day days log
--- ARGV: visitor variant assignment day log_max_length log_tail
+-- ARGV: visitor variant assignment day log_max_length log_entry
 --   assign  the visitor's slice of the assignment hash     agg, day  the shard's aggregates
 --   days    the set of days with a day hash                 log       the shard's raw log
 --   visitor the packed visitor id (the slice's field)       variant   index chosen by the hash,
 --     or -1 when the hash enrols the visitor in no variant: then the call only looks the visitor
 --     up, so a visitor recorded before coverage was lowered keeps the recorded variant
 --   assignment  exposed_ms * 32 + variant, the value stored    day  the UTC day YYYYMMDD
---   log_max_length  0 = no log    log_tail  the log entry after its kind and variant
+--   log_max_length  0 = no log    log_entry  the packed log entry, written when recorded
 -- Returns {variant index or -1, 1 if this call recorded the exposure else 0}.
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then
@@ -21,6 +21,6 @@ redis.call('HINCRBY', KEYS[3], field, 1)
 redis.call('SADD', KEYS[4], ARGV[4])
 local cap = tonumber(ARGV[5])
 if cap > 0 then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'd', 'x' .. ARGV[2] .. ARGV[6])
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'd', ARGV[6])
 end
 return {tonumber(ARGV[2]), 1}

@@ -1,6 +1,6 @@
 -- Credit one event to one experiment for one visitor, updating every metric it feeds.
 -- KEYS: assign agg day days log state ids0 ids1 ids2 ids3 ids4 other_states...
--- ARGV: visitor value timestamp_ms day log_max_length event_id expire_at_ms log_tail specs...
+-- ARGV: visitor value timestamp_ms day log_max_length event_id expire_at_ms log_entry specs...
 --   assign  the visitor's slice of the assignment hash    agg, day  the shard's aggregates
 --   days    the set of days with a day hash                log       the shard's raw log
 --   state   the visitor's slice of the tracked event's per-visitor "count:sum" hash
@@ -8,7 +8,8 @@
 --     written, all are read)    other_states  state slices of other events ratio metrics read
 --   visitor  the packed visitor id    value  the value as sent (string)    day  YYYYMMDD
 --   log_max_length  0 = no log    event_id  digest of (visitor, event id), or '' for none
---   expire_at_ms  when ids0 may go    log_tail  the log entry after its kind and variant
+--   expire_at_ms  when ids0 may go    log_entry  the packed log entry, its second character a
+--     placeholder for the variant (one base-32 digit)
 --   specs  a count, then per metric spec 6 values: name, kind ('conversion' | 'mean' |
 --     'count' | 'ratio'), and for a ratio the numerator kind, numerator state KEYS index,
 --     denominator kind and denominator index (for other kinds '', 0, '', 0)
@@ -108,6 +109,8 @@ redis.call('SADD', KEYS[4], ARGV[4])
 
 local cap = tonumber(ARGV[5])
 if cap > 0 then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'd', 'e' .. v .. ARGV[8])
+  local digit = string.sub('0123456789abcdefghijklmnopqrstuv', v + 1, v + 1)
+  local entry = string.sub(ARGV[8], 1, 1) .. digit .. string.sub(ARGV[8], 3)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'd', entry)
 end
 return {1, v}

@@ -8,8 +8,10 @@ byte of a field or value counts a million times over. What is packed:
   hold control characters, so the two forms never meet;
 - an assignment is one integer, ``exposed_ms * 32 + variant`` (at most 20 variants), which the
   server stores as an 8-byte integer;
-- a log entry is one stream field holding its kind, variant index, time (milliseconds in base 36),
-  visitor and the rest, separated by ``\\x1f`` (a control character: in no visitor id, event name
+- a log entry is one stream field: its kind (a letter, upper case when the visitor is a packed
+  UUID), the variant (one base-32 digit), the time (milliseconds, 7 base-64 digits), the visitor
+  (22 characters when packed, else ended by ``\\x1f``) and the rest (attributes JSON, or the
+  event and its value separated by ``\\x1f``: a control character, in no visitor id, event name
   or number, and escaped inside JSON);
 - an event id is remembered as a 64-bit digest of (visitor, event id), 16 hex characters.
 
@@ -34,9 +36,9 @@ __all__ = [
     "day_of",
     "decode_activity",
     "decode_log",
+    "event_entry",
     "event_id_digest",
-    "event_tail",
-    "exposure_tail",
+    "exposure_entry",
     "pack_assignment",
     "pack_visitor",
     "unpack_visitor",
@@ -45,8 +47,7 @@ __all__ = [
 SEP = "\x1f"
 _UUID_MARK = "\x01"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-MAX_VARIANTS = 32
+MAX_VARIANTS = 32  # the assignment packs the variant in 5 bits, the log in one digit
 
 
 def day_of(ms: int) -> str:
@@ -91,27 +92,54 @@ def event_id_digest(visitor_id: str, event_id: str) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def _base36(n: int) -> str:
+_B64 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
+_B64_VALUE = {c: i for i, c in enumerate(_B64)}
+_TIME_WIDTH = 7  # 64**7 ms: until the year 2109
+VARIANT_DIGITS = "0123456789abcdefghijklmnopqrstuv"
+VARIANT_PLACEHOLDER = "?"
+
+
+def _time(ms: int) -> str:
+    if not 0 <= ms < 64**_TIME_WIDTH:
+        raise ValueError(f"timestamp_ms must be in [0, 64**7), got {ms}")
     out = []
-    while n:
-        n, rest = divmod(n, 36)
-        out.append(_DIGITS[rest])
-    return "".join(reversed(out)) or "0"
+    for _ in range(_TIME_WIDTH):
+        ms, rest = divmod(ms, 64)
+        out.append(_B64[rest])
+    return "".join(reversed(out))
 
 
-def exposure_tail(packed_visitor: str, exposed_ms: int, attributes_json: str) -> str:
-    """An exposure's log entry after ``x`` and the variant (added by the script)."""
-    tail = f"{SEP}{_base36(exposed_ms)}{SEP}{packed_visitor}"
-    return tail if attributes_json == "{}" else f"{tail}{SEP}{attributes_json}"
+def _untime(text: str) -> int:
+    ms = 0
+    for char in text:
+        ms = ms * 64 + _B64_VALUE[char]
+    return ms
 
 
-def event_tail(packed_visitor: str, timestamp_ms: int, event: str, value_text: str) -> str:
-    """A credited event's log entry after ``e`` and the variant (added by the script)."""
-    return f"{SEP}{_base36(timestamp_ms)}{SEP}{packed_visitor}{SEP}{event}{SEP}{value_text}"
+def _entry(kind: str, variant: str, ms: int, packed_visitor: str, rest: str) -> str:
+    """``kind variant time visitor rest``: a packed UUID visitor is 22 characters after an
+    upper-case kind; any other visitor ends at a separator after a lower-case kind."""
+    if packed_visitor.startswith(_UUID_MARK):
+        return f"{kind.upper()}{variant}{_time(ms)}{packed_visitor[1:]}{rest}"
+    return f"{kind}{variant}{_time(ms)}{packed_visitor}{SEP}{rest}"
+
+
+def exposure_entry(
+    packed_visitor: str, variant_index: int, exposed_ms: int, attributes_json: str
+) -> str:
+    """An exposure's log entry (attributes left out when empty)."""
+    rest = "" if attributes_json == "{}" else attributes_json
+    return _entry("x", VARIANT_DIGITS[variant_index], exposed_ms, packed_visitor, rest)
+
+
+def event_entry(packed_visitor: str, timestamp_ms: int, event: str, value_text: str) -> str:
+    """A credited event's log entry; track.lua puts the variant in place of the placeholder."""
+    rest = f"{event}{SEP}{value_text}"
+    return _entry("e", VARIANT_PLACEHOLDER, timestamp_ms, packed_visitor, rest)
 
 
 def activity_entry(packed_visitor: str, timestamp_ms: int, event: str, value_text: str) -> str:
-    return f"{_base36(timestamp_ms)}{SEP}{packed_visitor}{SEP}{event}{SEP}{value_text}"
+    return _entry("a", "", timestamp_ms, packed_visitor, f"{event}{SEP}{value_text}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,29 +155,31 @@ class LogEntry:
     attributes: str | None
 
 
+def _split(packed: str, start: int) -> tuple[int, str, str]:
+    """``(timestamp_ms, visitor_id, rest)`` of an entry whose time begins at ``start``."""
+    ms = _untime(packed[start : start + _TIME_WIDTH])
+    body = packed[start + _TIME_WIDTH :]
+    if packed[0].isupper():
+        return ms, unpack_visitor(_UUID_MARK + body[:22]), body[22:]
+    visitor, _, rest = body.partition(SEP)
+    return ms, visitor, rest
+
+
 def decode_log(packed: str) -> LogEntry:
-    """An entry written by assign.lua (``x...``) or track.lua (``e...``)."""
-    kind = packed[0]
+    """An entry written by assign.lua (``x``) or track.lua (``e``)."""
+    kind = packed[0].lower()
+    variant = VARIANT_DIGITS.index(packed[1])
+    ms, visitor, rest = _split(packed, 2)
     if kind == "x":
-        variant, ts, visitor, *attributes = packed[1:].split(SEP, 3)
-        return LogEntry(
-            "exposure",
-            int(variant),
-            unpack_visitor(visitor),
-            int(ts, 36),
-            None,
-            None,
-            attributes[0] if attributes else "{}",
-        )
+        return LogEntry("exposure", variant, visitor, ms, None, None, rest or "{}")
     if kind == "e":
-        variant, ts, visitor, event, value = packed[1:].split(SEP, 4)
-        return LogEntry(
-            "event", int(variant), unpack_visitor(visitor), int(ts, 36), event, value, None
-        )
-    raise ValueError(f"log entry must start with 'x' or 'e', got {packed[:8]!r}")
+        event, value = rest.split(SEP, 1)
+        return LogEntry("event", variant, visitor, ms, event, value, None)
+    raise ValueError(f"log entry must start with x or e, got {packed[:8]!r}")
 
 
 def decode_activity(packed: str) -> tuple[str, int, str, str]:
     """``(visitor_id, timestamp_ms, event, value)`` of an activity log entry."""
-    ts, visitor, event, value = packed.split(SEP, 3)
-    return unpack_visitor(visitor), int(ts, 36), event, value
+    ms, visitor, rest = _split(packed, 1)
+    event, value = rest.split(SEP, 1)
+    return visitor, ms, event, value

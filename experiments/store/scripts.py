@@ -50,7 +50,7 @@ class AssignArgs(NamedTuple):
     assignment: int
     day: str
     log_max_length: int
-    log_tail: str
+    log_entry: str
 
 
 class TrackKeys(NamedTuple):
@@ -75,7 +75,7 @@ class TrackArgs(NamedTuple):
     log_max_length: int
     event_id: str
     expire_at_ms: int
-    log_tail: str
+    log_entry: str
 
 
 class ActivityKeys(NamedTuple):

@@ -155,7 +155,7 @@ class TrackingMixin(StoreBase):
             codec.pack_assignment(now_ms, max(index, 0)),
             day,
             self.log_max_length,
-            codec.exposure_tail(visitor, now_ms, attributes_json),
+            codec.exposure_entry(visitor, max(index, 0), now_ms, attributes_json),
         )
         return list(keys), list(args)
 
@@ -250,7 +250,7 @@ class TrackingMixin(StoreBase):
             self.log_max_length,
             codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
             expire_at,
-            codec.event_tail(visitor, event.timestamp_ms, event.event, event.value_text),
+            codec.event_entry(visitor, event.timestamp_ms, event.event, event.value_text),
         )
         others = [k.state(place.slice, other) for other in plan.other_events]
         return [*keys, *others], [*args, *plan.args]
