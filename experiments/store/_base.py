@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from typing import Any
 
-from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
 
 from experiments.batching import ScriptBatcher, run_pipelined
+from experiments.connection import Client
 from experiments.definitions import Experiment
 from experiments.keys import Keyspace, ShardKeys, VisitorPlace, place_of
 from experiments.limits import DEDUP_WINDOW_SECONDS
@@ -16,7 +16,6 @@ from experiments.store.scripts import ACTIVITY, ASSIGN, DEDUP_PARTS, PUT_DEFINIT
 
 __all__ = ["Client", "ScriptCall", "StoreBase"]
 
-Client: TypeAlias = Redis | RedisCluster
 ScriptCall = tuple[AsyncScript, list[str], list[str | int]]
 
 
