@@ -81,6 +81,7 @@ class VisitorPlace:
     slice: int
 
 
+@lru_cache(maxsize=8192)
 def place_of(visitor_id: str, shards: int, slices: int) -> VisitorPlace:
     """The shard and slice of a visitor; independent of the bucketing hash."""
     h = zlib.crc32(visitor_id.encode("utf-8", "surrogatepass"))

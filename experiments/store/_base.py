@@ -47,6 +47,9 @@ class StoreBase:
         self.activity_shards = activity_shards
         self.activity_slices = activity_slices
         self.on_activity_failure = on_activity_failure
+        self._activity_keys = [
+            self.keys.activity(a, activity_shards) for a in range(activity_shards)
+        ]
         self._assign = client.register_script(ASSIGN.source)
         self._track = client.register_script(TRACK.source)
         self._activity = client.register_script(ACTIVITY.source)

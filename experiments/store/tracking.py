@@ -257,7 +257,7 @@ class TrackingMixin(StoreBase):
 
     def _activity_call(self, event: TrackEvent, now_ms: int) -> tuple[list[str], list[str | int]]:
         place = place_of(event.visitor_id, self.activity_shards, self.activity_slices)
-        k = self.keys.activity(place.shard, self.activity_shards)
+        k = self._activity_keys[place.shard]
         parts, expire_at = self._dedup_parts(now_ms)
         keys = ActivityKeys(k.log, *(k.event_ids(place.slice, w) for w in parts))
         visitor = codec.pack_visitor(event.visitor_id)
