@@ -3,8 +3,10 @@
 Under load many assignment requests are in flight at once, each wanting one script call. A
 redis-py call costs about 110 µs of Python on its own (pool checkout, retry wrapper, one write
 and one read per call); the same calls sent as one pipeline cost about 45 µs each, and
-redis-server reads them in one go. :class:`ScriptBatcher` gathers the calls made during one
-event-loop iteration and sends them together. Each script still runs atomically on its own;
+redis-server reads them in one go. :class:`ScriptBatcher` gathers the calls of one script
+made during one event-loop iteration and sends them together; :class:`CallBatcher` does the
+same for callers that each need several script calls (a tracking request: one per experiment
+plus the activity log). Each script still runs atomically on its own;
 batching only shares the network round trip. With one request at a time it adds nothing but a
 loop iteration.
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand
@@ -43,12 +45,10 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["Client", "ScriptBatcher", "ScriptCall", "run_pipelined"]
+from experiments.connection import REDIS_FAILURES, Client, is_closed_transport
 
-Client: TypeAlias = "aioredis.Redis | aioredis.RedisCluster"
-"""The asyncio client the store runs on: one server or a cluster."""
+__all__ = ["CallBatcher", "ScriptBatcher", "ScriptCall", "run_pipelined"]
 
-Call = tuple[Sequence[str], Sequence[str | int]]
 Settle = Callable[[int, Any], None]
 """Where the cluster path hands each call's result as its node answers: ``settle(i, result)``."""
 ScriptCall = tuple[AsyncScript, Sequence[str], Sequence[str | int]]
@@ -59,20 +59,28 @@ _REDIRECTS = (AskError, TryAgainError)
 _NODE_TROUBLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError)
 
 
-class ScriptBatcher:
-    """Runs calls of one registered script, pipelining those that arrive together."""
+class CallBatcher:
+    """Runs groups of script calls, pipelining the groups that arrive in the same tick.
 
-    def __init__(self, client: Client, script: AsyncScript, *, max_batch: int = 256) -> None:
+    ``run(calls)`` answers as :func:`run_pipelined` does (results in order, errors in place),
+    but the calls of every caller in one event-loop iteration share the round trip: under load
+    a hundred concurrent tracking requests make one pipeline (one per node on a cluster), not a
+    hundred, and need one pooled connection, not a hundred. A caller's calls are never split
+    across two pipelines; a pipeline holds about ``max_batch`` calls.
+    """
+
+    def __init__(self, client: Client, *, max_batch: int = 256) -> None:
         self.client = client
-        self.script = script
         self.max_batch = max_batch
-        self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]] = []
         self._scheduled = False
 
-    async def call(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def run(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        if not calls:
+            return []
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(((keys, args), future))
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._pending.append((calls, future))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._start_flush, loop)
@@ -81,42 +89,76 @@ class ScriptBatcher:
     def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
         pending, self._pending = self._pending, []
-        for start in range(0, len(pending), self.max_batch):
-            loop.create_task(self._flush(pending[start : start + self.max_batch]))
+        group: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]] = []
+        size = 0
+        for item in pending:
+            if group and size + len(item[0]) > self.max_batch:
+                loop.create_task(self._flush(group))
+                group, size = [], 0
+            group.append(item)
+            size += len(item[0])
+        loop.create_task(self._flush(group))
 
-    async def _flush(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
+    async def _flush(
+        self, group: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]]
+    ) -> None:
+        calls = [call for calls, _ in group for call in calls]
+        settle = _Settlement(group)
         try:
-            calls = [(self.script, keys, args) for (keys, args), _ in batch]
-            if len(batch) == 1:
-                results: list[Any] = [await self.script(keys=calls[0][1], args=calls[0][2])]
+            if len(calls) == 1:
+                script, keys, args = calls[0]
+                try:
+                    settle(0, await script(keys=keys, args=args))
+                except REDIS_FAILURES as exc:
+                    settle(0, exc)
             elif isinstance(self.client, aioredis.RedisCluster):
-                await _on_cluster(self.client, calls, _Answer(batch))
-                return
+                await _on_cluster(self.client, calls, settle)
             else:
-                results = await run_pipelined(self.client, calls)
+                for index, result in enumerate(await run_pipelined(self.client, calls)):
+                    settle(index, result)
         except Exception as exc:  # every waiter learns the failure, typed by the caller
-            results = [exc] * len(batch)
-        _Answer(batch).all(results)
+            settle.rest(exc)
 
 
-class _Answer:
-    """Settles the futures of a batch, one call at a time or all at once."""
+class _Settlement:
+    """Collects results call by call; answers each caller once all of its calls are in."""
 
-    def __init__(self, batch: Sequence[tuple[Call, asyncio.Future[Any]]]) -> None:
-        self.futures = [future for _, future in batch]
+    def __init__(self, group: Sequence[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]]):
+        self.futures = [future for _, future in group]
+        self.results: list[list[Any]] = [[None] * len(calls) for calls, _ in group]
+        self.missing = [len(calls) for calls, _ in group]
+        self.owner = [(g, i) for g, (calls, _) in enumerate(group) for i in range(len(calls))]
+        self.settled = [False] * len(self.owner)
 
     def __call__(self, index: int, result: Any) -> None:
-        future = self.futures[index]
-        if future.done():
+        if self.settled[index]:
             return
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
+        self.settled[index] = True
+        caller, position = self.owner[index]
+        self.results[caller][position] = result
+        self.missing[caller] -= 1
+        if self.missing[caller] == 0 and not self.futures[caller].done():
+            self.futures[caller].set_result(self.results[caller])
 
-    def all(self, results: Sequence[Any]) -> None:
-        for index, result in enumerate(results):
-            self(index, result)
+    def rest(self, exc: Exception) -> None:
+        for index, done in enumerate(self.settled):
+            if not done:
+                self(index, exc)
+
+
+class ScriptBatcher:
+    """Runs calls of one registered script, pipelining those that arrive together."""
+
+    def __init__(self, client: Client, script: AsyncScript, *, max_batch: int = 256) -> None:
+        self.client = client
+        self.script = script
+        self._calls = CallBatcher(client, max_batch=max_batch)
+
+    async def call(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        (result,) = await self._calls.run([(self.script, keys, args)])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
 
 async def run_pipelined(client: Client, calls: Sequence[ScriptCall]) -> list[Any]:
@@ -164,7 +206,12 @@ async def _on_cluster(
     client: aioredis.RedisCluster, calls: Sequence[ScriptCall], settle: Settle
 ) -> None:
     """Run ``calls`` grouped by owning node; ``settle(i, result)`` as each node answers."""
-    await client.initialize()  # a no-op once the slot table is known
+    if not client.nodes_manager.slots_cache:
+        # Only the first call waits for the slot table. Later, a table known to be stale is
+        # still used: a call sent to the wrong node comes back MOVED and is resent through the
+        # client, and a refresh runs in the background; waiting for it could mean waiting on
+        # the very node that hangs.
+        await client.initialize()
     groups: dict[str, tuple[ClusterNode, list[int]]] = {}
     for index, (_, keys, _) in enumerate(calls):
         try:
@@ -223,9 +270,23 @@ async def _node_pipeline(node: ClusterNode, calls: Sequence[ScriptCall]) -> list
     ]
     try:
         await node.execute_pipeline(commands)
-    except (RedisError, OSError) as exc:
-        return [exc] * len(calls)
-    return [command.result for command in commands]
+    except (RedisError, OSError, RuntimeError) as exc:
+        # RuntimeError: uvloop's answer to a write on a transport the node closed (killed)
+        if isinstance(exc, RuntimeError) and not is_closed_transport(exc):
+            raise
+        await _drop_connections(node)
+        failure = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
+        return [failure] * len(calls)
+    results = [command.result for command in commands]
+    if any(isinstance(r, RedisConnectionError | RedisTimeoutError) for r in results):
+        await _drop_connections(node)
+    return results
+
+
+async def _drop_connections(node: ClusterNode) -> None:
+    """Reconnect the node's connections before their next use: one failed, the rest may have."""
+    node.update_active_connections_for_reconnect()
+    await node.disconnect_free_connections()
 
 
 _refreshing: dict[int, asyncio.Task[None]] = {}

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
-from experiments.batching import Client
 from experiments.errors import StoreUnavailableError
 
 __all__ = [
@@ -33,13 +32,19 @@ __all__ = [
     "connect",
     "guard",
     "guarded",
+    "is_closed_transport",
 ]
+
+Client: TypeAlias = "aioredis.Redis | aioredis.RedisCluster"
+"""The asyncio client the store runs on: one server or a cluster."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT_SECONDS = 1.0
-"""How long a Redis connect, reply or free pooled connection is awaited by default."""
+DEFAULT_TIMEOUT_SECONDS = 2.0
+"""How long a Redis connect, reply or free pooled connection is awaited by default (and an
+assignment or tracking call as a whole). Short enough that a hung Redis answers in seconds,
+long enough that a burst which saturates a worker is queued, not refused."""
 
 REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 """What redis-py raises when the store cannot answer (the cluster errors are not RedisErrors)."""
@@ -108,6 +113,19 @@ async def guard(call: Awaitable[T], *, timeout_seconds: float | None = None) -> 
         return task.result()
     except REDIS_FAILURES as exc:
         raise StoreUnavailableError(f"redis: {exc}") from exc
+    except RuntimeError as exc:
+        if not is_closed_transport(exc):
+            raise
+        raise StoreUnavailableError(f"redis: connection closed ({exc})") from exc
+
+
+def is_closed_transport(exc: BaseException) -> bool:
+    """Whether ``exc`` is uvloop refusing a write on a connection the server closed.
+
+    redis-py passes it on as it is (a RuntimeError, not a ConnectionError) when a node dies
+    between two commands on a pooled connection.
+    """
+    return isinstance(exc, RuntimeError) and "handler is closed" in str(exc)
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

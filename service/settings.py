@@ -5,7 +5,7 @@ variable                          meaning                                       
 ================================  =====================================================  ===========
 ``ABACUS_REDIS_URL``              Redis URL (``redis://``, ``rediss://``, ``unix://``)   embedded
 ``ABACUS_REDIS_CLUSTER``          ``1`` when the URL points at a Redis Cluster           ``0``
-``ABACUS_REDIS_TIMEOUT_SECONDS``  how long a Redis connect or reply is awaited; past     ``1.0``
+``ABACUS_REDIS_TIMEOUT_SECONDS``  how long a Redis connect or reply is awaited; past     ``2.0``
                                   it tracking answers 503, assignment is not recorded
 ``ABACUS_DATA_DIR``               data directory of the embedded Redis (AOF)             ``.abacus``
 ``ABACUS_ADMIN_KEY``              bearer key for admin endpoints; unset = loopback only  unset

@@ -106,6 +106,11 @@ def key_prefix(redis_server: RedisTarget) -> Iterator[str]:
     """A keyspace prefix of this test's own; its keys are deleted afterwards, on every master."""
     prefix = f"t{next(_counter)}"
     yield prefix
+    delete_prefix(redis_server, prefix)
+
+
+def delete_prefix(redis_server: RedisTarget, prefix: str) -> None:
+    """Delete every key under ``prefix``, scanning each master (SCAN sees one node only)."""
     for client in redis_server.masters():
         with client:
             keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))

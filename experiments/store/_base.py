@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from experiments.batching import ScriptBatcher, run_pipelined
+from experiments.batching import CallBatcher, ScriptBatcher
 from experiments.connection import Client
 from experiments.definitions import Experiment
 from experiments.keys import Keyspace, ShardKeys, VisitorPlace, place_of
@@ -56,6 +56,8 @@ class StoreBase:
         self._put = client.register_script(PUT_DEFINITION.source)
         # concurrent assignment requests share round trips (see experiments/batching.py)
         self._assign_batcher = ScriptBatcher(client, self._assign)
+        # the script calls of every caller in one tick share a round trip too
+        self._calls = CallBatcher(client)
 
     # -- where things live ---------------------------------------------------------------------
 
@@ -85,12 +87,13 @@ class StoreBase:
         return [current - i for i in range(DEDUP_PARTS + 1)], (current + DEDUP_PARTS + 1) * part_ms
 
     async def _run_pipelined_in_place(self, calls: Sequence[ScriptCall]) -> list[Any]:
-        """Run scripts in one round trip (see :func:`run_pipelined`); errors come back in place."""
-        return await run_pipelined(self.client, calls)
+        """Run scripts in one round trip shared with the other callers of the same tick (see
+        :class:`CallBatcher`); errors come back in place."""
+        return await self._calls.run(calls)
 
     async def _run_pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
-        """Run scripts in one round trip (see :func:`run_pipelined`); raise the first error."""
-        results = await run_pipelined(self.client, calls)
+        """:meth:`_run_pipelined_in_place`, raising the first error."""
+        results = await self._calls.run(calls)
         for result in results:
             if isinstance(result, Exception):
                 raise result

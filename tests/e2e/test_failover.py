@@ -180,6 +180,8 @@ def test_killing_a_master_under_load_loses_nothing_acknowledged(cluster: RedisCl
         f"failures {len(ledger.failures)} {ledger.statuses}, error window {window}"
     )
     assert ledger.failures, "the kill caused no failure at all: did it hit a serving master?"
+    # every failure was an honest one: recorded: false for assignment, 503 for tracking
+    assert set(ledger.statuses) <= {"assign 200", "track 503"}, ledger.statuses
     assert len(ledger.exposed) > 500 and len(ledger.credited) > 500
     assert not lost_exposures and not lost_events
     assert sum(counted.values()) >= len(ledger.exposed)

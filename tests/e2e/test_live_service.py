@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,14 @@ import httpx
 import pytest
 from scipy.stats import chisquare
 
-from tests.conftest import ADMIN_KEY, LiveServer
+from tests.conftest import (
+    ADMIN_KEY,
+    BOTH_REDIS,
+    LiveServer,
+    RedisTarget,
+    delete_prefix,
+    redis_target,
+)
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 EXPERIMENT: dict[str, Any] = {
@@ -23,6 +32,22 @@ EXPERIMENT: dict[str, Any] = {
         {"name": "revenue", "kind": "mean", "event": "purchase"},
     ],
 }
+
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture(params=BOTH_REDIS)
+def any_live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """The live service on the embedded Redis, then on the cluster."""
+    target: RedisTarget = redis_target(request, request.param)
+    prefix = f"live{next(_prefixes)}"
+    server = LiveServer(
+        {**target.env(), "ABACUS_KEY_PREFIX": prefix, "ABACUS_ADMIN_KEY": ADMIN_KEY}
+    ).start()
+    yield server
+    server.stop()
+    delete_prefix(target, prefix)
 
 
 def _start(server: LiveServer, definition: dict[str, Any]) -> None:
@@ -53,8 +78,9 @@ async def _gather(coros: list[Any], limit: int) -> list[Any]:
 
 
 def test_500_simultaneous_assignments_of_one_visitor_record_one_exposure(
-    live_server: LiveServer,
+    any_live_server: LiveServer,
 ) -> None:
+    live_server = any_live_server
     _start(live_server, EXPERIMENT)
 
     async def main() -> list[str]:
@@ -73,7 +99,8 @@ def test_500_simultaneous_assignments_of_one_visitor_record_one_exposure(
     assert sum(_results(live_server)["srm"]["visitors"].values()) == 1
 
 
-def test_2000_simultaneous_tracking_calls_add_up_exactly(live_server: LiveServer) -> None:
+def test_2000_simultaneous_tracking_calls_add_up_exactly(any_live_server: LiveServer) -> None:
+    live_server = any_live_server
     _start(live_server, EXPERIMENT)
     visitors = [f"buyer-{i}" for i in range(200)]
 

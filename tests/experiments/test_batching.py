@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand
 from redis.exceptions import RedisError
 
-from experiments.batching import Client, ScriptBatcher, run_pipelined
+from experiments.batching import CallBatcher, ScriptBatcher, ScriptCall, run_pipelined
+from experiments.connection import Client
 from experiments.store import connect
 from tests.conftest import RedisTarget
 from tests.support.redis_cluster import RedisCluster
@@ -197,3 +198,39 @@ def test_moved_and_ask_replies_are_followed(redis_cluster: RedisCluster) -> None
     with redis_cluster.node(target).client() as node:
         assert node.hlen(key) == 20
         node.delete(key)
+
+
+def test_callers_of_several_calls_share_one_round_trip_and_keep_their_own_answers(
+    redis_server: RedisTarget, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """60 callers of 3 calls each (over many slots) in one tick: one pipeline per node."""
+
+    async def main() -> tuple[list[list[object]], int]:
+        client = connect(redis_server.url, cluster=redis_server.cluster)
+        script = client.register_script(LUA)
+        failing = client.register_script("return redis.error_reply('ERR refused by the test')")
+        await client.script_load(LUA)
+        await client.script_load(failing.script)
+        trips = RoundTrips(client, monkeypatch)
+        batcher = CallBatcher(client)
+
+        def calls(c: int) -> list[ScriptCall]:
+            own: list[ScriptCall] = [
+                (script, [f"{key_prefix}:{{c{c}-{j}}}"], ["f", f"c{c}-{j}"]) for j in range(3)
+            ]
+            if c == 7:
+                own[1] = (failing, [f"{key_prefix}:{{c7-1}}"], [])
+            return own
+
+        answers = await asyncio.gather(*(batcher.run(calls(c)) for c in range(60)))
+        await client.aclose()
+        return answers, trips.sent
+
+    answers, sent = asyncio.run(main())
+    assert sent == len(redis_server.master_urls)  # 180 calls, one pipeline per master
+    for c, answer in enumerate(answers):
+        if c == 7:
+            assert answer[0] == "c7-0" and answer[2] == "c7-2"
+            assert isinstance(answer[1], RedisError) and "refused by the test" in str(answer[1])
+        else:
+            assert answer == [f"c{c}-{j}" for j in range(3)]

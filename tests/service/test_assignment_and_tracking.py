@@ -276,3 +276,42 @@ def test_metrics_endpoint_counts_assignments_and_events(client: TestClient) -> N
     assert 'abacus_events_total{outcome="credited"} 1.0' in text
     assert 'abacus_events_total{outcome="not_exposed"} 1.0' in text
     assert 'abacus_experiments{status="running"} 1.0' in text
+
+
+def test_a_deleted_experiment_is_gone_and_a_new_one_with_its_key_starts_at_zero(
+    client: TestClient,
+) -> None:
+    create_running(client, BUYAKILT)
+    for i in range(30):
+        _assign(client, f"d{i}")
+        client.post("/v1/track", json={"visitor_id": f"d{i}", "event": "purchase", "value": 2})
+    assert sum(_results(client)["srm"]["visitors"].values()) == 30
+    response = client.delete("/v1/experiments/buyakilt-filters", headers=AUTH)
+    assert response.status_code == 204, response.text
+    assert client.get("/v1/experiments/buyakilt-filters", headers=AUTH).status_code == 404
+    create_running(client, BUYAKILT)
+    fresh = _results(client)
+    assert fresh["srm"]["visitors"] == {"control": 0, "filters": 0}
+    assert all(v["total"] == 0 for m in fresh["metrics"] for v in m["variants"])
+    _assign(client, "d0")  # the old exposure is gone too: this one is new
+    assert sum(_results(client)["srm"]["visitors"].values()) == 1
+
+
+def test_an_unreachable_cluster_answers_503_never_500() -> None:
+    """No node answers: the cluster client's own errors (not RedisErrors) are 503s too."""
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(
+        redis_url="redis://127.0.0.1:1/0", redis_cluster=True, redis_timeout_seconds=0.5
+    )
+    with TestClient(create_app(settings)) as client:
+        calls = [
+            client.get("/v1/assign", params={"experiment": "any", "visitor_id": "v"}),
+            client.post("/v1/assign", json={"visitor_id": "v"}),
+            client.post("/v1/track", json={"visitor_id": "v", "event": "purchase"}),
+            client.get("/healthz"),
+        ]
+    for response in calls:
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
