@@ -100,7 +100,7 @@ async def fill(
     start_s = (now_ms - 14 * DAY_MS) / 1000
     draft = Experiment.model_validate({**definition(key, shards=shards), "created_at": start_s})
     experiment = transition(draft, Status.RUNNING, now=start_s)
-    await store.create_experiment(experiment)
+    experiment = await store.create_experiment(experiment)
     visitors = max(1, events // 5)
     ids = [f"{key}-{i:08d}" for i in range(visitors)]
     variant = rng.integers(0, 2, visitors)

@@ -106,7 +106,19 @@ class ExperimentSpec(_Frozen):
     seed: str = Field(default="", max_length=200, description="defaults to the key")
     hash_version: Literal[1, 2] = 2
     metrics: list[Metric] = Field(default_factory=list, max_length=50)
-    shards: int = Field(default=8, ge=1, le=256)
+    shards: int = Field(
+        default=64,
+        ge=1,
+        le=256,
+        description="hash-tagged shards (cluster slots) the experiment's state is spread over",
+    )
+    slices: int = Field(
+        default=256,
+        ge=1,
+        le=4096,
+        description="visitor slices per shard; keep visitors / (shards x slices) under the "
+        "server's hash-max-listpack-entries (128 by default) so each slice stays compact",
+    )
     confidence_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     minimum_detectable_effect: float = Field(
         default=0.1, gt=0.0, le=10.0, description="relative, for the planned sample size"
@@ -169,6 +181,12 @@ class Experiment(ExperimentSpec):
     created_at: float | None = None
     started_at: float | None = None
     stopped_at: float | None = None
+    generation: int = Field(
+        default=0,
+        ge=0,
+        description="set by the store when the experiment is created: a re-created experiment "
+        "gets a new one, so it never sees an older one's data",
+    )
 
     @model_validator(mode="after")
     def _winner_is_a_variant(self) -> Self:

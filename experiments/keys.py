@@ -1,59 +1,116 @@
 """Every Redis key Abacus uses is built here; no other module writes a key literal.
 
-Keyspace (``P`` is the configurable prefix, default ``abacus``; ``E`` an experiment key;
-``S`` a shard number in ``[0, shards)``; ``V`` a variant index; ``M`` a metric name; ``A`` an
-activity shard in ``[0, activity_shards)``, chosen by the visitor):
+Keyspace (``P`` is the configurable prefix, default ``abacus``; ``E`` an experiment key; ``G``
+its generation, a number that grows every time an experiment with that key is created; ``T`` a
+shard's hash tag, ``E:S:N`` for shard ``S`` in ``[0, shards)``; ``L`` a visitor slice in
+``[0, slices)`` of the shard; ``W`` a dedup window part; ``D`` a UTC day ``YYYYMMDD``; ``A`` an
+activity shard's tag ``_activity:A:N``):
 
 =============================  ======  ===========================================================
 key                            type    contents
 =============================  ======  ===========================================================
-``P:definitions``              hash    experiment key -> definition JSON; field ``_version`` is a
-                                       counter bumped on every write (cache invalidation)
-``P:{E:S}:assign``             hash    visitor -> ``"V:exposed_ms"`` (first exposure wins)
-``P:{E:S}:state:EVENT``        hash    visitor -> ``"count:sum"`` of that event since exposure
-``P:{E:S}:agg``                hash    ``n:V`` exposed visitors; ``M:V:sum``, ``M:V:ss`` sum and
+``P:definitions``              hash    ``E`` -> definition JSON; ``_version`` a counter bumped on
+                                       every write (cache invalidation); ``_gen:E`` the last
+                                       generation of ``E``; ``_deleted:E:G`` the definition of a
+                                       deleted generation whose data is still being reclaimed
+``P:{T}:G:a:L``                hash    packed visitor -> ``exposed_ms * 32 + V`` (first exposure
+                                       wins); a few hundred fields, so it stays a listpack
+``P:{T}:G:s:L:EVENT``          hash    packed visitor -> ``"count:sum"`` of EVENT since exposure
+``P:{T}:G:i:L:W``              hash    event-id digest -> 1, the ids first seen in window part W;
+                                       expires once W is older than the dedup window
+``P:{T}:G:agg``                hash    ``n:V`` exposed visitors; ``M:V:sum``, ``M:V:ss`` sum and
                                        sum of squares of per-visitor metric values; ``M:V:xy``
                                        cross-product sum of a ratio metric's two parts
-``P:{E:S}:day:YYYYMMDD``       hash    the same fields, holding that UTC day's increments
-``P:{E:S}:days``               set     the days that have a ``day:`` hash
-``P:{E:S}:eid:ID``             string  present while event id ``ID`` is remembered (dedup window)
-``P:{E:S}:log``                stream  raw log: every exposure (``type=exposure``, visitor,
-                                       variant, ``ts`` ms, attributes JSON) and every credited
-                                       event (``type=event``, visitor, variant, ``ts``, event,
-                                       value), appended by the script that updates the aggregates
-``P:{_activity:A}:log``        stream  every tracked event of every visitor, credited or not
-                                       (visitor, event, value, ``ts``): the pre-exposure history
-``P:{_activity:A}:eid:ID``     string  present while event id ``ID`` is remembered by the
-                                       activity log (dedup window)
+``P:{T}:G:d:D``                hash    the same fields, holding that UTC day's increments
+``P:{T}:G:days``               set     the days that have a ``d:`` hash
+``P:{T}:G:log``                stream  raw log, one field ``x`` (exposure) or ``e`` (credited
+                                       event) holding a packed entry (see ``store.codec``)
+``P:{A}:log``                  stream  every tracked event of every visitor, credited or not:
+                                       the pre-exposure history (field ``a``, packed)
+``P:{A}:i:L:W``                hash    the activity log's event-id digests, as ``P:{T}:G:i:L:W``
 =============================  ======  ===========================================================
 
-The ``{E:S}`` hash tag puts everything one Lua script touches into one cluster slot, while the
-shards of a busy experiment spread over the cluster. Read-outs sum the shards. The activity
-shards' tag starts with ``_``, which no experiment key can, so the two never collide.
+The hash tag puts everything one Lua script touches into one cluster slot. Visitors spread over
+the shards (and within a shard over its slices) by a CRC-32 of the visitor id. Each shard's tag
+ends with the smallest number ``N`` that puts its slot in the shard's own ``1/shards`` of the
+16,384 slots, so one experiment's shards tile the slot space evenly and any cluster that splits
+the slots into equal ranges gets an equal share of every experiment. The generation sits outside
+the tag: a re-created experiment has new keys in the same slots, and a deleted generation is
+unreachable the moment its definition is gone, whatever is left to reclaim. Everything of a
+generation is enumerable from its definition (shards x slices x events x window parts, the days
+set), so nothing needs a SCAN. The activity shards' tag starts with ``_``, which no experiment
+key can, so the two never collide.
 """
 
 from __future__ import annotations
 
+import binascii
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
-__all__ = ["ActivityKeys", "Keyspace", "ShardKeys", "shard_of"]
+__all__ = [
+    "CLUSTER_SLOTS",
+    "ActivityKeys",
+    "Keyspace",
+    "ShardKeys",
+    "VisitorPlace",
+    "key_slot",
+    "place_of",
+    "shard_of",
+]
+
+CLUSTER_SLOTS = 16384
+
+
+def key_slot(key: str) -> int:
+    """The Redis Cluster slot of ``key``: CRC-16 (XMODEM) of its hash tag, mod 16384."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return binascii.crc_hqx(key.encode(), 0) % CLUSTER_SLOTS
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorPlace:
+    """Where a visitor's state lives: its shard and its slice within the shard."""
+
+    shard: int
+    slice: int
+
+
+@lru_cache(maxsize=8192)
+def place_of(visitor_id: str, shards: int, slices: int) -> VisitorPlace:
+    """The shard and slice of a visitor; independent of the bucketing hash."""
+    h = zlib.crc32(visitor_id.encode("utf-8", "surrogatepass"))
+    return VisitorPlace(h % shards, (h // shards) % slices)
 
 
 def shard_of(visitor_id: str, shards: int) -> int:
-    """The shard holding a visitor's state; independent of the bucketing hash."""
+    """The shard holding a visitor's state."""
     return zlib.crc32(visitor_id.encode("utf-8", "surrogatepass")) % shards
+
+
+@lru_cache(maxsize=4096)
+def _tag(name: str, shard: int, shards: int) -> str:
+    """``name:shard:N`` with the smallest N whose slot is in the shard's range of slots."""
+    low = shard * CLUSTER_SLOTS // shards
+    high = (shard + 1) * CLUSTER_SLOTS // shards
+    nonce = 0
+    while True:
+        tag = f"{name}:{shard}:{nonce}"
+        if low <= binascii.crc_hqx(tag.encode(), 0) % CLUSTER_SLOTS < high:
+            return tag
+        nonce += 1
 
 
 @dataclass(frozen=True, slots=True)
 class ShardKeys:
-    """The keys of one experiment shard."""
+    """The keys of one shard of one generation of an experiment."""
 
     base: str
-
-    @property
-    def assign(self) -> str:
-        return f"{self.base}:assign"
 
     @property
     def agg(self) -> str:
@@ -67,19 +124,17 @@ class ShardKeys:
     def log(self) -> str:
         return f"{self.base}:log"
 
-    def state(self, event: str) -> str:
-        return f"{self.base}:state:{event}"
-
     def day(self, day: str) -> str:
-        return f"{self.base}:day:{day}"
+        return f"{self.base}:d:{day}"
 
-    def event_id(self, event_id: str) -> str:
-        return f"{self.base}:eid:{event_id}"
+    def assign(self, slice_: int) -> str:
+        return f"{self.base}:a:{slice_}"
 
-    @property
-    def no_event_id(self) -> str:
-        # A key in the same slot that is never written, passed when a call has no event id.
-        return f"{self.base}:eid"
+    def state(self, slice_: int, event: str) -> str:
+        return f"{self.base}:s:{slice_}:{event}"
+
+    def event_ids(self, slice_: int, part: int) -> str:
+        return f"{self.base}:i:{slice_}:{part}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +147,8 @@ class ActivityKeys:
     def log(self) -> str:
         return f"{self.base}:log"
 
-    def event_id(self, event_id: str) -> str:
-        return f"{self.base}:eid:{event_id}"
-
-    @property
-    def no_event_id(self) -> str:
-        # A key in the same slot that is never written, passed when a call has no event id.
-        return f"{self.base}:eid"
+    def event_ids(self, slice_: int, part: int) -> str:
+        return f"{self.base}:i:{slice_}:{part}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +159,22 @@ class Keyspace:
     def definitions(self) -> str:
         return f"{self.prefix}:definitions"
 
-    def shard(self, experiment: str, shard: int) -> ShardKeys:
-        return ShardKeys(f"{self.prefix}:{{{experiment}:{shard}}}")
+    def shard(self, experiment: str, generation: int, shard: int, shards: int) -> ShardKeys:
+        return ShardKeys(f"{self.prefix}:{{{_tag(experiment, shard, shards)}}}:{generation}")
 
-    def activity(self, shard: int) -> ActivityKeys:
-        return ActivityKeys(f"{self.prefix}:{{_activity:{shard}}}")
+    def activity(self, shard: int, shards: int) -> ActivityKeys:
+        return ActivityKeys(f"{self.prefix}:{{{_tag('_activity', shard, shards)}}}")
+
+    @staticmethod
+    def generation_field(experiment: str) -> str:
+        """The ``P:definitions`` field counting the generations of ``experiment``."""
+        return f"_gen:{experiment}"
+
+    @staticmethod
+    def deleted_prefix(experiment: str) -> str:
+        """``_deleted:E:``: a deleted generation's definition is kept under this plus G."""
+        return f"_deleted:{experiment}:"
 
     def pattern(self) -> str:
-        """A SCAN pattern matching every key of this keyspace."""
+        """A SCAN pattern matching every key of this keyspace (tests and tools, never requests)."""
         return f"{self.prefix}:*"

@@ -12,8 +12,8 @@ variable                          meaning                                       
 ``ABACUS_CORS_ORIGINS``           comma-separated origins allowed to call the public     ``*``
                                   API
 ``ABACUS_KEY_PREFIX``             prefix of every Redis key                              ``abacus``
-``ABACUS_LOG_MAX_LENGTH``         length cap per shard of the raw event log and of       1000000
-                                  the activity log (0 = neither is kept)
+``ABACUS_LOG_MAX_LENGTH``         length cap of each log stream (one per experiment      100000
+                                  shard and per activity shard; 0 = no log is kept)
 ================================  =====================================================  ===========
 """
 
@@ -37,7 +37,7 @@ class Settings:
     admin_key: str | None = None
     cors_origins: tuple[str, ...] = ("*",)
     key_prefix: str = "abacus"
-    log_max_length: int = 1_000_000
+    log_max_length: int = 100_000
     redis_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     definitions_ttl_seconds: float = 1.0
     max_body_bytes: int = 1_048_576
@@ -46,7 +46,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         origins = env.get("ABACUS_CORS_ORIGINS", "*")
-        length = env.get("ABACUS_LOG_MAX_LENGTH", "1000000")
+        length = env.get("ABACUS_LOG_MAX_LENGTH", "100000")
         if not length.isdigit():
             raise ValueError(f"ABACUS_LOG_MAX_LENGTH must be a whole number >= 0, got {length!r}")
         timeout = env.get("ABACUS_REDIS_TIMEOUT_SECONDS", str(DEFAULT_TIMEOUT_SECONDS))

@@ -1,24 +1,31 @@
 -- Credit one event to one experiment for one visitor, updating every metric it feeds.
--- KEYS[1] assign hash   KEYS[2] agg hash   KEYS[3] day hash   KEYS[4] days set
--- KEYS[5] log stream    KEYS[6] event-id key (dedup)   KEYS[7] state hash of the tracked event
--- KEYS[8..] state hashes of other events that ratio metrics read
--- ARGV[1] visitor   ARGV[2] value (string)   ARGV[3] event time (ms)   ARGV[4] day
--- ARGV[5] event name   ARGV[6] log max length (0 = no log)   ARGV[7] dedup seconds
--- ARGV[8] 1 if an event id is given   ARGV[9] variant keys joined by ','
--- ARGV[10] number of metric specs, then per spec 6 values:
---   name, kind ('conversion' | 'mean' | 'count' | 'ratio'),
---   for a ratio: numerator kind, numerator state KEYS index, denominator kind, denominator index
---   (for other kinds the last four are '', 0, '', 0).
+-- KEYS: assign agg day days log state ids0 ids1 ids2 ids3 ids4 other_states...
+-- ARGV: visitor value timestamp_ms day log_max_length event_id expire_at_ms log_entry specs...
+--   assign  the visitor's slice of the assignment hash    agg, day  the shard's aggregates
+--   days    the set of days with a day hash                log       the shard's raw log
+--   state   the visitor's slice of the tracked event's per-visitor "count:sum" hash
+--   ids0..ids4  the visitor's slice of the event-id window parts, newest first (ids0 is
+--     written, all are read)    other_states  state slices of other events ratio metrics read
+--   visitor  the packed visitor id    value  the value as sent (string)    day  YYYYMMDD
+--   log_max_length  0 = no log    event_id  digest of (visitor, event id), or '' for none
+--   expire_at_ms  when ids0 may go    log_entry  the packed log entry, its second character a
+--     placeholder for the variant (one base-32 digit)
+--   specs  a count, then per metric spec 6 values: name, kind ('conversion' | 'mean' |
+--     'count' | 'ratio'), and for a ratio the numerator kind, numerator state KEYS index,
+--     denominator kind and denominator index (for other kinds '', 0, '', 0)
 -- Returns {code, variant index}: code 1 credited, 0 visitor not exposed, 2 event before the
 -- exposure, 3 duplicate event id.
 local assigned = redis.call('HGET', KEYS[1], ARGV[1])
 if not assigned then return {0, -1} end
-local v, exposed_ms = string.match(assigned, '^(%d+):(%d+)$')
-if tonumber(ARGV[3]) < tonumber(exposed_ms) then return {2, tonumber(v)} end
-if ARGV[8] == '1' then
-  if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', tonumber(ARGV[7])) then
-    return {3, tonumber(v)}
+local packed = tonumber(assigned)
+local v = packed % 32
+if tonumber(ARGV[3]) < (packed - v) / 32 then return {2, v} end
+if ARGV[6] ~= '' then
+  for k = 7, 11 do
+    if redis.call('HEXISTS', KEYS[k], ARGV[6]) == 1 then return {3, v} end
   end
+  redis.call('HSET', KEYS[7], ARGV[6], 1)
+  redis.call('PEXPIREAT', KEYS[7], ARGV[7])
 end
 
 local function read_state(key)
@@ -37,17 +44,22 @@ local function metric_value(kind, c, s)
   return c
 end
 
-local function fmt(x) return string.format('%.17g', x) end
+-- the shortest of 15 or 17 significant digits that reads back as the same double
+local function fmt(x)
+  local text = string.format('%.15g', x)
+  if tonumber(text) ~= x then text = string.format('%.17g', x) end
+  return text
+end
 
 local value = tonumber(ARGV[2])
-local c0, s0 = read_state(KEYS[7])
+local c0, s0 = read_state(KEYS[6])
 local c1, s1 = c0 + 1, s0 + value
-redis.call('HSET', KEYS[7], ARGV[1], c1 .. ':' .. fmt(s1))
+redis.call('HSET', KEYS[6], ARGV[1], c1 .. ':' .. fmt(s1))
 
 -- before/after per-visitor (count, sum) of every state hash a spec names
 local before, after = {}, {}
-before[7] = {c0, s0}
-after[7] = {c1, s1}
+before[6] = {c0, s0}
+after[6] = {c1, s1}
 local function part(kind, index, when)
   index = tonumber(index)
   if not before[index] then
@@ -67,9 +79,9 @@ local function add(field, delta)
   end
 end
 
-local n = tonumber(ARGV[10])
+local n = tonumber(ARGV[9])
 for i = 0, n - 1 do
-  local base = 11 + i * 6
+  local base = 10 + i * 6
   local name, kind = ARGV[base], ARGV[base + 1]
   local prefix = name .. ':' .. v .. ':'
   if kind == 'ratio' then
@@ -95,11 +107,10 @@ for i = 0, n - 1 do
 end
 redis.call('SADD', KEYS[4], ARGV[4])
 
-local cap = tonumber(ARGV[6])
+local cap = tonumber(ARGV[5])
 if cap > 0 then
-  local keys = {}
-  for k in string.gmatch(ARGV[9], '[^,]+') do keys[#keys + 1] = k end
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'type', 'event', 'visitor', ARGV[1],
-    'variant', keys[tonumber(v) + 1], 'ts', ARGV[3], 'event', ARGV[5], 'value', ARGV[2])
+  local digit = string.sub('0123456789abcdefghijklmnopqrstuv', v + 1, v + 1)
+  local entry = string.sub(ARGV[8], 1, 1) .. digit .. string.sub(ARGV[8], 3)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'd', entry)
 end
-return {1, tonumber(v)}
+return {1, v}

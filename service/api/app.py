@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -158,6 +159,26 @@ class BodyLimit:
         )
 
 
+async def _adopt_unversioned(store: Store) -> None:
+    try:
+        if adopted := await store.adopt_unversioned():
+            log.warning(
+                "experiments stored by the first store layout now count from zero "
+                "(their earlier data is not read): %s",
+                ", ".join(adopted),
+            )
+    except StoreUnavailableError as exc:
+        log.warning("checking for definitions of the first store layout failed: %s", exc)
+
+
+async def _reclaim_deleted(store: Store) -> None:
+    try:
+        if pending := await store.reclaim_deleted():
+            log.info("reclaimed the data of %d deleted experiments", pending)
+    except StoreUnavailableError as exc:
+        log.warning("reclaiming deleted experiments failed (retried at next start): %s", exc)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. Redis is opened by the lifespan, never at import."""
     settings = settings or Settings.from_env()
@@ -173,14 +194,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = connect(
             url, cluster=settings.redis_cluster, timeout_seconds=settings.redis_timeout_seconds
         )
-        store = Store(client, Keyspace(settings.key_prefix), log_max_length=settings.log_max_length)
+        metrics = Metrics()
+        store = Store(
+            client,
+            Keyspace(settings.key_prefix),
+            log_max_length=settings.log_max_length,
+            on_activity_failure=metrics.activity_log_failures.inc,
+        )
         app.state.settings = settings
         app.state.store = store
-        app.state.metrics = Metrics()
+        app.state.metrics = metrics
         app.state.definitions = DefinitionCache(store, ttl_seconds=settings.definitions_ttl_seconds)
+        await _adopt_unversioned(store)
+        # finish deletes an earlier process left half done (their data is already unreachable)
+        reclaim = asyncio.create_task(_reclaim_deleted(store))
         try:
             yield
         finally:
+            reclaim.cancel()
             await app.state.definitions.aclose()
             await client.aclose()
             if embedded is not None:

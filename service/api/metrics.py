@@ -35,6 +35,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.activity_log_failures = Counter(
+            "abacus_activity_log_failures",
+            "Tracked events the activity log could not take (best-effort; none were credited "
+            "less for it)",
+            registry=self.registry,
+        )
         self.store_errors = Counter(
             "abacus_store_errors",
             "Requests that found Redis unavailable",

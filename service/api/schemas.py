@@ -90,3 +90,8 @@ class TrackResponse(BaseModel):
         default_factory=list, description="running experiments that never exposed the visitor"
     )
     before_exposure: list[str] = Field(default_factory=list)
+    unavailable: list[str] = Field(
+        default_factory=list,
+        description="experiments whose store could not be written (only in a 503's results): "
+        "nothing was credited to them; retry with the same event_id",
+    )

@@ -295,11 +295,10 @@ async def load_demo(
             await store.delete_experiment(existing)
         start_s = (end_ms - case.days * DAY_MS) / 1000
         draft = Experiment.model_validate({**case.definition, "created_at": start_s})
-        experiment = transition(draft, Status.RUNNING, now=start_s)
-        sim = _simulate(case, experiment, seed=seed, index=index, scale=scale, end_ms=end_ms)
-        task = progress.add_task(case.key, total=len(sim.visitors) + len(sim.events))
-        await store.create_experiment(experiment)
+        experiment = await store.create_experiment(transition(draft, Status.RUNNING, now=start_s))
         try:
+            sim = _simulate(case, experiment, seed=seed, index=index, scale=scale, end_ms=end_ms)
+            task = progress.add_task(case.key, total=len(sim.visitors) + len(sim.events))
             await _write(store, sim, progress, task)
         except BaseException:
             # A half-written experiment would be skipped by the next run: remove it.

@@ -52,7 +52,7 @@ async def _buyakilt_with_devices(store: Store, *, visitors: int, seed: int, end_
     start_ms = end_ms - 28 * DAY_MS
     draft = Experiment.model_validate({**BUYAKILT.definition, "created_at": start_ms / 1000})
     experiment = transition(draft, Status.RUNNING, now=start_ms / 1000)
-    await store.create_experiment(experiment)
+    experiment = await store.create_experiment(experiment)
     ids = [f"shopper-{i:06d}" for i in range(visitors)]
     variant = np.array([decide(experiment, v).variant_index for v in ids])
     arrival = np.sort(rng.integers(start_ms, end_ms - 3_600_000, visitors))

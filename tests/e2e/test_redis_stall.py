@@ -28,6 +28,7 @@ from tests.support.redis_cluster import RedisCluster, redis_server_path
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 TIMEOUT_SECONDS = 1.0
+ACTIVITY_SHARDS = 64  # the store's default
 BURST = 200
 
 
@@ -198,16 +199,22 @@ def test_a_stopped_cluster_node_holds_up_only_the_experiments_it_owns(
         owner = {
             name: int(client.get_node_from_key(key).port)
             for name, key in [("definitions", keys.definitions)]
-            + [(f"exp{i}", keys.shard(f"exp{i}", 0).assign) for i in range(40)]
+            # one shard, generation 1: the first experiment ever created with that key
+            + [(f"exp{i}", keys.shard(f"exp{i}", 1, 0, 1).agg) for i in range(40)]
         }
-        activity = {a: int(client.get_node_from_key(keys.activity(a).log).port) for a in range(16)}
+        activity = {
+            a: int(client.get_node_from_key(keys.activity(a, ACTIVITY_SHARDS).log).port)
+            for a in range(ACTIVITY_SHARDS)
+        }
     masters = _masters(own_cluster)
     stopped = next(p for p in masters if p != owner["definitions"])
     on_stopped = next(k for k, p in owner.items() if k != "definitions" and p == stopped)
     healthy = next(k for k, p in owner.items() if k != "definitions" and p != stopped)
     # visitors whose activity-log shard is on a healthy node too: their tracks touch no hung node
     buyers = [
-        v for v in (f"buyer-{i}" for i in range(2000)) if activity[shard_of(v, 16)] != stopped
+        v
+        for v in (f"buyer-{i}" for i in range(2000))
+        if activity[shard_of(v, ACTIVITY_SHARDS)] != stopped
     ][:BURST]
     server = _server({"ABACUS_REDIS_URL": own_cluster.url, "ABACUS_REDIS_CLUSTER": "1"}, prefix)
     try:

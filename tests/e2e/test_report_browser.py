@@ -42,7 +42,7 @@ async def _load(store: Store) -> None:
     await store.create_experiment(Experiment.model_validate(FRESH))
     now = time.time()
     skewed = transition(Experiment.model_validate(SKEWED), Status.RUNNING, now=now - 86400)
-    await store.create_experiment(skewed)
+    skewed = await store.create_experiment(skewed)
     start_ms = int((now - 86400) * 1000)
     for i in range(600):
         await store.record_exposure(skewed, f"s{i}", 0 if i < 400 else 1, now_ms=start_ms)

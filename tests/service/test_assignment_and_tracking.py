@@ -239,7 +239,13 @@ def test_event_for_metricless_event_name_is_accepted_and_credits_nothing(
     create_running(client, BUYAKILT)
     _assign(client, "x")
     body = client.post("/v1/track", json={"visitor_id": "x", "event": "newsletter"}).json()
-    assert body == {"credited": [], "duplicate": [], "not_exposed": [], "before_exposure": []}
+    assert body == {
+        "credited": [],
+        "duplicate": [],
+        "not_exposed": [],
+        "before_exposure": [],
+        "unavailable": [],
+    }
 
 
 def test_redis_down_assignment_answers_from_hash_and_tracking_says_503(

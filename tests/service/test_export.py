@@ -83,7 +83,7 @@ async def _record(store: Store, definition: dict[str, Any], *, visitors: int, se
     start_s = (NOW_MS - 4 * DAY_MS) / 1000
     draft = Experiment.model_validate({**definition, "created_at": start_s})
     experiment = transition(draft, Status.RUNNING, now=start_s)
-    await store.create_experiment(experiment)
+    experiment = await store.create_experiment(experiment)
     traffic = Traffic(experiment)
     batch = []
     for i in range(visitors):
@@ -465,7 +465,7 @@ def test_activity_log_counts_a_retried_event_once_even_after_a_script_flush(
         start_s = (NOW_MS - DAY_MS) / 1000
         draft = Experiment.model_validate({**BUYAKILT, "created_at": start_s})
         experiment = transition(draft, Status.RUNNING, now=start_s)
-        await store.create_experiment(experiment)
+        experiment = await store.create_experiment(experiment)
         await store.record_exposure(experiment, "alice", 0, now_ms=NOW_MS - DAY_MS)
         purchase = _event("alice", "purchase", 10.0, NOW_MS - 1000, "order-1")
         await store.track([experiment], [purchase])
@@ -485,8 +485,8 @@ def test_activity_log_counts_a_retried_event_once_even_after_a_script_flush(
         assert control.n == 1 and control.sums["orders"] == 2 and control.sums["revenue"] == 15.0
         activity = []
         for shard in range(store.activity_shards):
-            activity += await store.client.xrange(store.keys.activity(shard).log)
-        assert sorted((f["event"], f["value"]) for _, f in activity) == [
+            activity += await store.activity_entries(shard)
+        assert sorted((event, value) for _, (_, _, event, value) in activity) == [
             ("page_view", "0.0"),
             ("purchase", "10.0"),
             ("purchase", "5.0"),
@@ -499,7 +499,7 @@ def test_no_log_when_the_cap_is_zero(redis_server: RedisTarget, key_prefix: str)
     async def work(store: Store) -> None:
         draft = Experiment.model_validate(BUYAKILT)
         experiment = transition(draft, Status.RUNNING, now=NOW_MS / 1000)
-        await store.create_experiment(experiment)
+        experiment = await store.create_experiment(experiment)
         await store.record_exposure(experiment, "bob", 1, now_ms=NOW_MS)
         await store.track([experiment], [_event("bob", "purchase", 3.0, NOW_MS + 5)])
         _, filters = await store.totals(experiment)

@@ -8,7 +8,7 @@ loop the calling thread runs (Playwright's sync API keeps one running on the mai
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -29,10 +29,9 @@ class StoreRunner:
         self.prefix = prefix
         self.cluster = cluster
 
-    def __call__(
-        self, work: Callable[[Store], Awaitable[T]], *, log_max_length: int | None = None
-    ) -> T:
-        """The result of ``work(store)``; ``log_max_length`` caps the store's logs."""
+    def __call__(self, work: Callable[[Store], Awaitable[T]], **options: Any) -> T:
+        """The result of ``work(store)``; ``options`` go to :class:`Store` (``log_max_length``,
+        ``dedup_seconds``, ...)."""
 
         async def main() -> T:
             # Not experiments.connection.connect: its health-check option leaves a socket for
@@ -42,7 +41,6 @@ class StoreRunner:
                 client = aioredis.RedisCluster.from_url(self.url, decode_responses=True)
             else:
                 client = aioredis.from_url(self.url, decode_responses=True)
-            options = {} if log_max_length is None else {"log_max_length": log_max_length}
             try:
                 return await work(Store(client, Keyspace(self.prefix), **options))
             finally:

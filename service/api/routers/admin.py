@@ -27,9 +27,9 @@ router = APIRouter(prefix="/v1/experiments", tags=["admin"], dependencies=[Admin
 @router.post("", status_code=201, response_model=Experiment, summary="Create an experiment")
 async def create(spec: ExperimentSpec, store: StoreDep, definitions: Definitions) -> Experiment:
     experiment = Experiment.model_validate({**spec.model_dump(), "created_at": time.time()})
-    await store.create_experiment(experiment)
+    created = await store.create_experiment(experiment)
     definitions.invalidate()
-    return experiment
+    return created
 
 
 @router.get("", response_model=list[Experiment], summary="List experiments")

@@ -217,6 +217,25 @@ def _response(outcome: dict[str, TrackOutcome]) -> TrackResponse:
         duplicate=of(TrackOutcome.DUPLICATE),
         not_exposed=of(TrackOutcome.NOT_EXPOSED),
         before_exposure=of(TrackOutcome.BEFORE_EXPOSURE),
+        unavailable=of(TrackOutcome.UNAVAILABLE),
+    )
+
+
+def _partly_unavailable(outcomes: list[dict[str, TrackOutcome]]) -> Response | None:
+    """503 when some experiment could not be written, with exactly what was credited."""
+    if not any(TrackOutcome.UNAVAILABLE in o.values() for o in outcomes):
+        return None
+    body = {
+        "error": "unavailable",
+        "message": "the store could not write some experiments; 'results' lists per event what "
+        "was credited and what was not (unavailable): retry with the same event_id",
+        "results": [_response(o).model_dump() for o in outcomes],
+    }
+    return Response(
+        orjson.dumps(body),
+        status_code=503,
+        media_type="application/json",
+        headers={"Retry-After": "1"},
     )
 
 
@@ -224,15 +243,20 @@ def _response(outcome: dict[str, TrackOutcome]) -> TrackResponse:
     "/v1/track",
     response_model=TrackResponse,
     summary="Record an event and credit it to every running experiment the visitor is in",
-    responses={503: {"description": "store unavailable; retry after the Retry-After delay"}},
+    responses={
+        503: {
+            "description": "store unavailable; retry after the Retry-After delay. Nothing was "
+            "credited, or the body's 'results' lists exactly what was"
+        }
+    },
 )
 async def track(
     request: Request, body: TrackRequest, store: StoreDep, definitions: Definitions
-) -> TrackResponse:
+) -> TrackResponse | Response:
     event = _to_event(body, time.time(), "")
     running = await definitions.running()
     outcomes = await _track(request, store, running, [event])
-    return _response(outcomes[0])
+    return _partly_unavailable(outcomes) or _response(outcomes[0])
 
 
 async def _track(
@@ -258,11 +282,12 @@ async def _track(
 )
 async def track_batch(
     request: Request, body: BatchTrackRequest, store: StoreDep, definitions: Definitions
-) -> list[TrackResponse]:
+) -> list[TrackResponse] | Response:
     now = time.time()
     events = [_to_event(e, now, f"events.{i}.") for i, e in enumerate(body.events)]
     running = await definitions.running()
-    return [_response(o) for o in await _track(request, store, running, events)]
+    outcomes = await _track(request, store, running, events)
+    return _partly_unavailable(outcomes) or [_response(o) for o in outcomes]
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

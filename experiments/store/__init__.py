@@ -1,0 +1,49 @@
+"""The Redis adapter: definitions, exposures, events and the aggregates read back from them.
+
+Every write that touches more than one key is one Lua script (``experiments/lua``, their
+KEYS/ARGV layout in :mod:`.scripts`), so concurrent requests can neither double count, lose an
+event, nor give one visitor two variants; each script touches one cluster slot. Per-variant
+aggregates hold exactly the sufficient statistics the stats need (``n``, sum, sum of squares of
+per-visitor totals, cross products for ratios), so a read-out costs O(variants x metrics x
+shards) reads however many visitors there are. The keyspace is in :mod:`experiments.keys`, the
+packed encodings in :mod:`.codec`.
+
+:class:`Store` is put together from one part per job: definitions (:mod:`.definitions`),
+exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`) and the raw logs
+(:mod:`.logs`).
+"""
+
+from __future__ import annotations
+
+from experiments.connection import connect
+from experiments.store._base import Client
+from experiments.store.codec import day_of
+from experiments.store.definitions import DefinitionsMixin
+from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogsMixin, LogSnapshot
+from experiments.store.readouts import ReadoutsMixin, VariantTotals
+from experiments.store.tracking import (
+    Exposure,
+    TrackEvent,
+    TrackingMixin,
+    TrackOutcome,
+    encode_attributes,
+)
+
+__all__ = [
+    "ARRIVAL_SLACK_MS",
+    "Client",
+    "Exposure",
+    "LogPage",
+    "LogSnapshot",
+    "Store",
+    "TrackEvent",
+    "TrackOutcome",
+    "VariantTotals",
+    "connect",
+    "day_of",
+    "encode_attributes",
+]
+
+
+class Store(DefinitionsMixin, TrackingMixin, ReadoutsMixin, LogsMixin):
+    """Abacus's state in one Redis (or Redis Cluster) behind typed methods."""

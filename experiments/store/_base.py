@@ -1,0 +1,100 @@
+"""What every part of the store shares: the client, the keyspace, the registered scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from experiments.batching import CallBatcher, ScriptBatcher
+from experiments.connection import Client
+from experiments.definitions import Experiment
+from experiments.keys import Keyspace, ShardKeys, VisitorPlace, place_of
+from experiments.limits import DEDUP_WINDOW_SECONDS
+from experiments.store.scripts import ACTIVITY, ASSIGN, DEDUP_PARTS, PUT_DEFINITION, TRACK
+
+__all__ = ["Client", "ScriptCall", "StoreBase"]
+
+ScriptCall = tuple[AsyncScript, list[str], list[str | int]]
+
+
+class StoreBase:
+    """Abacus's state in one Redis (or Redis Cluster): the parts every method needs."""
+
+    def __init__(
+        self,
+        client: Client,
+        keyspace: Keyspace | None = None,
+        *,
+        log_max_length: int = 100_000,
+        dedup_seconds: int = DEDUP_WINDOW_SECONDS,
+        activity_shards: int = 64,
+        activity_slices: int = 256,
+        on_activity_failure: Callable[[int], None] | None = None,
+    ) -> None:
+        if activity_shards < 1 or activity_slices < 1:
+            raise ValueError(
+                f"activity_shards and activity_slices must be >= 1, "
+                f"got {activity_shards} and {activity_slices}"
+            )
+        if dedup_seconds < DEDUP_PARTS:
+            raise ValueError(f"dedup_seconds must be >= {DEDUP_PARTS}, got {dedup_seconds}")
+        self.client = client
+        self.keys = keyspace or Keyspace()
+        self.log_max_length = log_max_length
+        self.dedup_seconds = dedup_seconds
+        self.activity_shards = activity_shards
+        self.activity_slices = activity_slices
+        self.on_activity_failure = on_activity_failure
+        self._activity_keys = [
+            self.keys.activity(a, activity_shards) for a in range(activity_shards)
+        ]
+        self._assign = client.register_script(ASSIGN.source)
+        self._track = client.register_script(TRACK.source)
+        self._activity = client.register_script(ACTIVITY.source)
+        self._put = client.register_script(PUT_DEFINITION.source)
+        # concurrent assignment requests share round trips (see experiments/batching.py)
+        self._assign_batcher = ScriptBatcher(client, self._assign)
+        # the script calls of every caller in one tick share a round trip too
+        self._calls = CallBatcher(client)
+
+    # -- where things live ---------------------------------------------------------------------
+
+    def _shard_keys(self, experiment: Experiment, shard: int) -> ShardKeys:
+        if experiment.generation < 1:
+            raise ValueError(
+                f"experiment {experiment.key!r} has generation 0: use the definition returned "
+                "by create_experiment or read from the store"
+            )
+        return self.keys.shard(experiment.key, experiment.generation, shard, experiment.shards)
+
+    def _shards(self, experiment: Experiment) -> list[ShardKeys]:
+        return [self._shard_keys(experiment, s) for s in range(experiment.shards)]
+
+    def _place(self, experiment: Experiment, visitor_id: str) -> tuple[ShardKeys, VisitorPlace]:
+        place = place_of(visitor_id, experiment.shards, experiment.slices)
+        return self._shard_keys(experiment, place.shard), place
+
+    def _dedup_part_ms(self) -> int:
+        return -(-self.dedup_seconds * 1000 // DEDUP_PARTS)
+
+    def _dedup_parts(self, now_ms: int) -> tuple[list[int], int]:
+        """The window parts a script reads at ``now_ms`` (newest first) and when the newest
+        expires: once no later part's reads include it."""
+        part_ms = self._dedup_part_ms()
+        current = now_ms // part_ms
+        return [current - i for i in range(DEDUP_PARTS + 1)], (current + DEDUP_PARTS + 1) * part_ms
+
+    async def _run_pipelined_in_place(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Run scripts in one round trip shared with the other callers of the same tick (see
+        :class:`CallBatcher`); errors come back in place."""
+        return await self._calls.run(calls)
+
+    async def _run_pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """:meth:`_run_pipelined_in_place`, raising the first error."""
+        results = await self._calls.run(calls)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results

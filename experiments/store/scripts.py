@@ -1,0 +1,144 @@
+"""The Lua scripts of the store and their KEYS/ARGV layout, declared once.
+
+Each script's header names its KEYS and ARGV in order (``-- KEYS: ...`` and ``-- ARGV: ...``,
+a trailing ``...`` marking a variable tail); the tuples below are the same layout in Python, and
+``tests/experiments/test_store.py`` checks that the two agree. A call is built by filling the
+tuple, so a key or argument cannot land in the wrong position unnoticed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import NamedTuple
+
+__all__ = [
+    "ACTIVITY",
+    "ASSIGN",
+    "DEDUP_PARTS",
+    "PUT_DEFINITION",
+    "SCRIPTS",
+    "TRACK",
+    "ActivityArgs",
+    "ActivityKeys",
+    "AssignArgs",
+    "AssignKeys",
+    "PutDefinitionArgs",
+    "PutDefinitionKeys",
+    "ScriptSpec",
+    "TrackArgs",
+    "TrackKeys",
+]
+
+DEDUP_PARTS = 4
+"""The dedup window is cut into this many parts; a script reads the current part and the
+``DEDUP_PARTS`` before it (five ``ids`` keys), so an id is remembered for at least the window
+and at most ``1 + 1 / DEDUP_PARTS`` times it."""
+
+
+class AssignKeys(NamedTuple):
+    assign: str
+    agg: str
+    day: str
+    days: str
+    log: str
+
+
+class AssignArgs(NamedTuple):
+    visitor: str
+    variant: int
+    assignment: int
+    day: str
+    log_max_length: int
+    log_entry: str
+
+
+class TrackKeys(NamedTuple):
+    assign: str
+    agg: str
+    day: str
+    days: str
+    log: str
+    state: str
+    ids0: str
+    ids1: str
+    ids2: str
+    ids3: str
+    ids4: str
+
+
+class TrackArgs(NamedTuple):
+    visitor: str
+    value: str
+    timestamp_ms: int
+    day: str
+    log_max_length: int
+    event_id: str
+    expire_at_ms: int
+    log_entry: str
+
+
+class ActivityKeys(NamedTuple):
+    log: str
+    ids0: str
+    ids1: str
+    ids2: str
+    ids3: str
+    ids4: str
+
+
+class ActivityArgs(NamedTuple):
+    event_id: str
+    expire_at_ms: int
+    log_max_length: int
+    entry: str
+
+
+class PutDefinitionKeys(NamedTuple):
+    definitions: str
+
+
+class PutDefinitionArgs(NamedTuple):
+    key: str
+    expected_json: str
+    expected_generation: int
+    new_json: str
+    generation_field: str
+    deleted_prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptSpec:
+    """One script: its file, its KEYS and ARGV names in order, and the names of variable tails."""
+
+    file: str
+    keys: tuple[str, ...]
+    args: tuple[str, ...]
+    extra_keys: str | None = None
+    extra_args: str | None = None
+
+    @property
+    def source(self) -> str:
+        return files("experiments").joinpath("lua", self.file).read_text()
+
+    def layout(self) -> tuple[list[str], list[str]]:
+        """The KEYS and ARGV names in order, a variable tail written ``name...``."""
+        keys, args = list(self.keys), list(self.args)
+        if self.extra_keys:
+            keys.append(self.extra_keys + "...")
+        if self.extra_args:
+            args.append(self.extra_args + "...")
+        return keys, args
+
+
+ASSIGN = ScriptSpec("assign.lua", AssignKeys._fields, AssignArgs._fields)
+TRACK = ScriptSpec("track.lua", TrackKeys._fields, TrackArgs._fields, "other_states", "specs")
+ACTIVITY = ScriptSpec("activity.lua", ActivityKeys._fields, ActivityArgs._fields)
+PUT_DEFINITION = ScriptSpec(
+    "put_definition.lua", PutDefinitionKeys._fields, PutDefinitionArgs._fields
+)
+SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION)
+
+TRACK_STATE_INDEX = TrackKeys._fields.index("state") + 1
+"""The 1-based KEYS index of the tracked event's state slice; other states follow the fixed keys."""
+TRACK_OTHER_STATES_INDEX = len(TrackKeys._fields) + 1

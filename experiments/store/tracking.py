@@ -1,0 +1,325 @@
+"""Exposures and events: the writes of the hot path, one Lua script call each.
+
+An exposure goes to the visitor's slice of the assignment hash, the shard's aggregates and its
+raw log in one call of ``assign.lua``; an event to every running experiment with a metric on it,
+one ``track.lua`` call per experiment, and to the activity log (``activity.lua``). Each call is
+atomic on its own, in one slot; calls of one request share a round trip.
+
+What a track reports is what happened. The experiments' writes are the record: a call that
+failed is reported as :attr:`TrackOutcome.UNAVAILABLE` for that experiment while the others keep
+their outcome, and :class:`StoreUnavailableError` is raised only when nothing was credited. The
+activity log is best-effort beside them (another slot, so it cannot share their atomic write):
+its failures are counted through ``on_activity_failure`` and never turn a credited event into an
+error.
+
+Event ids count once per experiment and visitor. A track script runs in the visitor's shard
+slot, so it can check and remember the id there atomically with the credit; an id unique across
+all visitors of an experiment would need an index keyed by the id itself, which lives in another
+slot, so it would be a second write that a failure can separate from the first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from experiments.connection import REDIS_FAILURES, guarded
+from experiments.definitions import Experiment, Metric, MetricKind
+from experiments.errors import StoreUnavailableError
+from experiments.keys import place_of
+from experiments.store import codec
+from experiments.store._base import ScriptCall, StoreBase
+from experiments.store.scripts import (
+    TRACK_OTHER_STATES_INDEX,
+    TRACK_STATE_INDEX,
+    ActivityArgs,
+    ActivityKeys,
+    AssignArgs,
+    AssignKeys,
+    TrackArgs,
+    TrackKeys,
+)
+
+__all__ = ["Exposure", "TrackEvent", "TrackOutcome", "TrackingMixin", "encode_attributes"]
+
+
+class TrackOutcome(IntEnum):
+    NOT_EXPOSED = 0
+    CREDITED = 1
+    BEFORE_EXPOSURE = 2
+    DUPLICATE = 3
+    UNAVAILABLE = 4
+    """The experiment's write failed: nothing was credited to it; retry (with the event id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """The recorded variant (None: not enrolled and never recorded) and whether this call did it."""
+
+    variant_index: int | None
+    recorded_now: bool
+
+    @classmethod
+    def from_reply(cls, reply: Sequence[Any]) -> Exposure:
+        """From assign.lua's ``{index or -1, new}`` (the -1 never leaves this module)."""
+        index, new = int(reply[0]), bool(reply[1])
+        return cls(None if index < 0 else index, new)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    visitor_id: str
+    event: str
+    value: float
+    value_text: str
+    timestamp_ms: int
+    event_id: str | None = None
+
+
+def encode_attributes(attributes: Mapping[str, object] | None) -> str:
+    """Attributes as compact, key-sorted JSON (the form the log keeps)."""
+    return json.dumps(attributes or {}, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _TrackPlan:
+    """The ARGV tail and extra KEYS of track.lua for one experiment and one event."""
+
+    args: tuple[str, ...]
+    other_events: tuple[str, ...]
+
+
+def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
+    cache: dict[str, _TrackPlan | None] = experiment.__dict__.setdefault("_track_plans", {})
+    if event in cache:
+        return cache[event]
+    by_name = {m.name: m for m in experiment.metrics}
+    direct = [m for m in experiment.metrics if m.event == event]
+    ratios = [
+        m
+        for m in experiment.metrics
+        if m.kind is MetricKind.RATIO
+        and event in {by_name[m.numerator or ""].event, by_name[m.denominator or ""].event}
+    ]
+    plan: _TrackPlan | None = None
+    if direct or ratios:
+        others: list[str] = []
+
+        def key_index(part: Metric) -> str:
+            if part.event == event:
+                return str(TRACK_STATE_INDEX)
+            assert part.event is not None  # validated: non-ratio metrics have an event
+            if part.event not in others:
+                others.append(part.event)
+            return str(TRACK_OTHER_STATES_INDEX + others.index(part.event))
+
+        args: list[str] = [str(len(direct) + len(ratios))]
+        for m in direct:
+            args += [m.name, m.kind.value, "", "0", "", "0"]
+        for m in ratios:
+            num, den = by_name[m.numerator or ""], by_name[m.denominator or ""]
+            args += [
+                m.name,
+                "ratio",
+                num.kind.value,
+                key_index(num),
+                den.kind.value,
+                key_index(den),
+            ]
+        plan = _TrackPlan(tuple(args), tuple(others))
+    cache[event] = plan
+    return plan
+
+
+class TrackingMixin(StoreBase):
+    def _assign_call(
+        self,
+        experiment: Experiment,
+        visitor_id: str,
+        variant_index: int | None,
+        now_ms: int,
+        attributes_json: str,
+    ) -> tuple[list[str], list[str | int]]:
+        k, place = self._place(experiment, visitor_id)
+        day = codec.day_of(now_ms)
+        visitor = codec.pack_visitor(visitor_id)
+        keys = AssignKeys(k.assign(place.slice), k.agg, k.day(day), k.days, k.log)
+        index = -1 if variant_index is None else variant_index
+        args = AssignArgs(
+            visitor,
+            index,
+            codec.pack_assignment(now_ms, max(index, 0)),
+            day,
+            self.log_max_length,
+            codec.exposure_entry(visitor, max(index, 0), now_ms, attributes_json),
+        )
+        return list(keys), list(args)
+
+    @guarded
+    async def record_exposure(
+        self,
+        experiment: Experiment,
+        visitor_id: str,
+        variant_index: int | None,
+        *,
+        now_ms: int,
+        attributes_json: str = "{}",
+    ) -> Exposure:
+        """Record the first exposure; a visitor already exposed keeps the recorded variant.
+
+        ``variant_index`` is what the hash chose, or None when it enrols the visitor in no
+        variant: then the call only looks up a variant recorded earlier.
+        """
+        keys, args = self._assign_call(
+            experiment, visitor_id, variant_index, now_ms, attributes_json
+        )
+        return Exposure.from_reply(await self._assign(keys=keys, args=args))
+
+    async def record_exposures(
+        self,
+        calls: Sequence[tuple[Experiment, int | None]],
+        visitor_id: str,
+        *,
+        now_ms: int,
+        attributes_json: str = "{}",
+    ) -> list[Exposure]:
+        """:meth:`record_exposure` for several experiments in one round trip."""
+        try:
+            if len(calls) == 1:  # the hot path: one script call, coalesced with its neighbours
+                experiment, index = calls[0]
+                keys, args = self._assign_call(
+                    experiment, visitor_id, index, now_ms, attributes_json
+                )
+                return [Exposure.from_reply(await self._assign_batcher.call(keys, args))]
+            results = await self._run_pipelined(
+                [
+                    (
+                        self._assign,
+                        *self._assign_call(experiment, visitor_id, index, now_ms, attributes_json),
+                    )
+                    for experiment, index in calls
+                ],
+            )
+        except REDIS_FAILURES as exc:
+            raise StoreUnavailableError(f"redis: {exc}") from exc
+        return [Exposure.from_reply(r) for r in results]
+
+    @guarded
+    async def record_exposure_batch(
+        self, experiment: Experiment, exposures: Sequence[tuple[str, int | None, int, str]]
+    ) -> list[Exposure]:
+        """:meth:`record_exposure` for many visitors in one round trip (imports, simulations).
+
+        ``exposures`` holds ``(visitor_id, variant_index, now_ms, attributes_json)`` per
+        visitor; each is recorded atomically on its own, as by :meth:`record_exposure`.
+        """
+        results = await self._run_pipelined(
+            [
+                (self._assign, *self._assign_call(experiment, visitor, index, ms, attributes))
+                for visitor, index, ms, attributes in exposures
+            ]
+        )
+        return [Exposure.from_reply(r) for r in results]
+
+    def _track_call(
+        self, experiment: Experiment, plan: _TrackPlan, event: TrackEvent, now_ms: int
+    ) -> tuple[list[str], list[str | int]]:
+        k, place = self._place(experiment, event.visitor_id)
+        day = codec.day_of(event.timestamp_ms)
+        visitor = codec.pack_visitor(event.visitor_id)
+        parts, expire_at = self._dedup_parts(now_ms)
+        ids = [k.event_ids(place.slice, w) for w in parts]
+        keys = TrackKeys(
+            k.assign(place.slice),
+            k.agg,
+            k.day(day),
+            k.days,
+            k.log,
+            k.state(place.slice, event.event),
+            *ids,
+        )
+        args = TrackArgs(
+            visitor,
+            event.value_text,
+            event.timestamp_ms,
+            day,
+            self.log_max_length,
+            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
+            expire_at,
+            codec.event_entry(visitor, event.timestamp_ms, event.event, event.value_text),
+        )
+        others = [k.state(place.slice, other) for other in plan.other_events]
+        return [*keys, *others], [*args, *plan.args]
+
+    def _activity_call(self, event: TrackEvent, now_ms: int) -> tuple[list[str], list[str | int]]:
+        place = place_of(event.visitor_id, self.activity_shards, self.activity_slices)
+        k = self._activity_keys[place.shard]
+        parts, expire_at = self._dedup_parts(now_ms)
+        keys = ActivityKeys(k.log, *(k.event_ids(place.slice, w) for w in parts))
+        visitor = codec.pack_visitor(event.visitor_id)
+        args = ActivityArgs(
+            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
+            expire_at,
+            self.log_max_length,
+            codec.activity_entry(visitor, event.timestamp_ms, event.event, event.value_text),
+        )
+        return list(keys), list(args)
+
+    @guarded
+    async def track(
+        self,
+        experiments: Sequence[Experiment],
+        events: Sequence[TrackEvent],
+        *,
+        now_ms: int | None = None,
+    ) -> list[dict[str, TrackOutcome]]:
+        """Credit each event to each experiment with a metric on it; outcomes per event.
+
+        Every event also goes to the activity log (when the log is on), credited or not.
+        ``now_ms`` (default: the clock) places event ids in the dedup window. Raises
+        :class:`StoreUnavailableError` only when nothing was credited: when every experiment
+        write failed, or, for events no experiment reads, the activity log refused them all.
+        """
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        calls: list[tuple[int, str]] = []
+        script_calls: list[ScriptCall] = []
+        for position, event in enumerate(events):
+            for experiment in experiments:
+                plan = _track_plan(experiment, event.event)
+                if plan is not None:
+                    calls.append((position, experiment.key))
+                    script_calls.append(
+                        (self._track, *self._track_call(experiment, plan, event, now))
+                    )
+        if self.log_max_length > 0:
+            script_calls += [(self._activity, *self._activity_call(e, now)) for e in events]
+        outcomes: list[dict[str, TrackOutcome]] = [{} for _ in events]
+        if not script_calls:
+            return outcomes
+        results = await self._run_pipelined_in_place(script_calls)
+        failures: list[Exception] = []
+        for (position, key), result in zip(calls, results[: len(calls)], strict=True):
+            if isinstance(result, Exception):
+                failures.append(result)
+                outcomes[position][key] = TrackOutcome.UNAVAILABLE
+            else:
+                outcomes[position][key] = TrackOutcome(int(result[0]))
+        activity_failures = [r for r in results[len(calls) :] if isinstance(r, Exception)]
+        if activity_failures and self.on_activity_failure is not None:
+            self.on_activity_failure(len(activity_failures))
+        everything_failed = len(failures) == len(calls) and (
+            bool(calls) or len(activity_failures) == len(events)
+        )
+        if everything_failed:
+            first = (failures or activity_failures)[0]
+            if not isinstance(first, REDIS_FAILURES):
+                raise first
+            raise StoreUnavailableError(f"redis: {first}") from first
+        for failure in [*failures, *activity_failures]:
+            if not isinstance(failure, REDIS_FAILURES):
+                raise failure  # a bug (bad script arguments), not an outage
+        return outcomes
