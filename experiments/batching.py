@@ -270,9 +270,10 @@ async def _node_pipeline(node: ClusterNode, calls: Sequence[ScriptCall]) -> list
     ]
     try:
         await node.execute_pipeline(commands)
-    except (RedisError, OSError, RuntimeError) as exc:
-        # RuntimeError: uvloop's answer to a write on a transport the node closed (killed)
-        if isinstance(exc, RuntimeError) and not is_closed_transport(exc):
+    except (RedisError, OSError, RuntimeError, AttributeError) as exc:
+        # RuntimeError / AttributeError: a write on a transport the node closed (killed), or on
+        # a redis-py connection torn down meanwhile (see is_closed_transport)
+        if isinstance(exc, RuntimeError | AttributeError) and not is_closed_transport(exc):
             raise
         await _drop_connections(node)
         failure = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))

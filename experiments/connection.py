@@ -113,7 +113,7 @@ async def guard(call: Awaitable[T], *, timeout_seconds: float | None = None) -> 
         return task.result()
     except REDIS_FAILURES as exc:
         raise StoreUnavailableError(f"redis: {exc}") from exc
-    except RuntimeError as exc:
+    except (RuntimeError, AttributeError) as exc:
         if not is_closed_transport(exc):
             raise
         raise StoreUnavailableError(f"redis: connection closed ({exc})") from exc
@@ -124,8 +124,22 @@ def is_closed_transport(exc: BaseException) -> bool:
 
     redis-py passes it on as it is (a RuntimeError, not a ConnectionError) when a node dies
     between two commands on a pooled connection.
+
+    Or redis-py's own connection, torn down by a failure on another command while this one was
+    being written, failing on its missing stream writer (an AttributeError raised inside
+    ``redis.asyncio.connection``; seen when a cluster master is killed under load).
     """
-    return isinstance(exc, RuntimeError) and "handler is closed" in str(exc)
+    if isinstance(exc, RuntimeError):
+        return "handler is closed" in str(exc)
+    if isinstance(exc, AttributeError):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        return tb is not None and tb.tb_frame.f_globals.get("__name__") == _REDIS_CONNECTION
+    return False
+
+
+_REDIS_CONNECTION = "redis.asyncio.connection"
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

@@ -1,6 +1,7 @@
 """Project-level checks: import direction, docker-compose structure, packaging."""
 
 from __future__ import annotations
+import __future__
 
 import ast
 import importlib
@@ -141,7 +142,8 @@ def test_every_public_module_declares_an_all_that_resolves() -> None:
             public = {
                 n
                 for n, value in vars(module).items()
-                if not n.startswith("_") and not isinstance(value, types.ModuleType)
+                if not n.startswith("_")
+                and not isinstance(value, types.ModuleType | __future__._Feature)
             }
             problems += [
                 f"{name}: {n!r} is public but not in __all__"

@@ -18,16 +18,18 @@ from __future__ import annotations
 from experiments.connection import connect
 from experiments.store._base import Client
 from experiments.store.codec import day_of
-from experiments.store.definitions import DefinitionsMixin
-from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogsMixin, LogSnapshot
-from experiments.store.readouts import ReadoutsMixin, VariantTotals
+from experiments.store.definitions import DefinitionsMixin as _Definitions
+from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogSnapshot
+from experiments.store.logs import LogsMixin as _Logs
+from experiments.store.readouts import ReadoutsMixin as _Readouts
+from experiments.store.readouts import VariantTotals
 from experiments.store.tracking import (
     Exposure,
     TrackEvent,
-    TrackingMixin,
     TrackOutcome,
     encode_attributes,
 )
+from experiments.store.tracking import TrackingMixin as _Tracking
 
 __all__ = [
     "ARRIVAL_SLACK_MS",
@@ -45,5 +47,5 @@ __all__ = [
 ]
 
 
-class Store(DefinitionsMixin, TrackingMixin, ReadoutsMixin, LogsMixin):
+class Store(_Definitions, _Tracking, _Readouts, _Logs):
     """Abacus's state in one Redis (or Redis Cluster) behind typed methods."""

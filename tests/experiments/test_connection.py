@@ -86,3 +86,23 @@ def test_nothing_listening_fails_fast_on_one_server_and_on_a_cluster(cluster: bo
 def test_the_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="timeout_seconds must be > 0, got 0"):
         connect("redis://127.0.0.1:1/0", timeout_seconds=0)
+
+
+def test_a_torn_down_redis_connection_is_a_store_failure_and_other_bugs_are_not() -> None:
+    import redis.asyncio.connection as redis_connection
+
+    async def torn_down() -> None:
+        # what redis-py raises when a connection another command tore down is written to
+        exec("writer = None\nwriter.writelines([b''])", redis_connection.__dict__.copy())
+
+    async def our_bug() -> None:
+        writer = None
+        writer.writelines([b""])  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        with pytest.raises(StoreUnavailableError, match="connection closed"):
+            await guard(torn_down())
+        with pytest.raises(AttributeError):
+            await guard(our_bug())
+
+    asyncio.run(main())
