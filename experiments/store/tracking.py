@@ -179,6 +179,7 @@ class TrackingMixin(StoreBase):
         )
         return Exposure.from_reply(await self._assign(keys=keys, args=args))
 
+    @guarded
     async def record_exposures(
         self,
         calls: Sequence[tuple[Experiment, int | None]],
@@ -188,24 +189,19 @@ class TrackingMixin(StoreBase):
         attributes_json: str = "{}",
     ) -> list[Exposure]:
         """:meth:`record_exposure` for several experiments in one round trip."""
-        try:
-            if len(calls) == 1:  # the hot path: one script call, coalesced with its neighbours
-                experiment, index = calls[0]
-                keys, args = self._assign_call(
-                    experiment, visitor_id, index, now_ms, attributes_json
+        if len(calls) == 1:  # the hot path: one script call, coalesced with its neighbours
+            experiment, index = calls[0]
+            keys, args = self._assign_call(experiment, visitor_id, index, now_ms, attributes_json)
+            return [Exposure.from_reply(await self._assign_batcher.call(keys, args))]
+        results = await self._run_pipelined(
+            [
+                (
+                    self._assign,
+                    *self._assign_call(experiment, visitor_id, index, now_ms, attributes_json),
                 )
-                return [Exposure.from_reply(await self._assign_batcher.call(keys, args))]
-            results = await self._run_pipelined(
-                [
-                    (
-                        self._assign,
-                        *self._assign_call(experiment, visitor_id, index, now_ms, attributes_json),
-                    )
-                    for experiment, index in calls
-                ],
-            )
-        except REDIS_FAILURES as exc:
-            raise StoreUnavailableError(f"redis: {exc}") from exc
+                for experiment, index in calls
+            ],
+        )
         return [Exposure.from_reply(r) for r in results]
 
     @guarded

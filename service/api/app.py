@@ -53,6 +53,10 @@ ERROR_CODES: dict[int, str] = {
 """The ``error`` code of every error body, by HTTP status (anything else: ``"error"``)."""
 
 
+RETRY_AFTER = {"Retry-After": "1"}
+"""The header of every 503: the store is briefly unavailable, retry after a second."""
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> Any:
     return {"error": code, "message": message, "details": details or []}
 
@@ -107,7 +111,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _abacus_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AbacusError)
     status = next((s for t, s in STATUS_OF.items() if isinstance(exc, t)), 500)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = RETRY_AFTER if status == 503 else None
     return JSONResponse(
         error_body(ERROR_CODES.get(status, "error"), str(exc)), status_code=status, headers=headers
     )

@@ -21,7 +21,7 @@ from experiments.limits import (
     VISITOR_ID_RULE,
 )
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
-from service.api.app import ERROR_CODES, error_body
+from service.api.app import ERROR_CODES, RETRY_AFTER, error_body
 from service.api.deps import Definitions, StoreDep
 from service.api.metrics import Metrics
 from service.api.schemas import (
@@ -225,17 +225,16 @@ def _partly_unavailable(outcomes: list[dict[str, TrackOutcome]]) -> Response | N
     """503 when some experiment could not be written, with exactly what was credited."""
     if not any(TrackOutcome.UNAVAILABLE in o.values() for o in outcomes):
         return None
+    message = (
+        "the store could not write some experiments; 'results' lists per event what was "
+        "credited and what was not (unavailable): retry with the same event_id"
+    )
     body = {
-        "error": "unavailable",
-        "message": "the store could not write some experiments; 'results' lists per event what "
-        "was credited and what was not (unavailable): retry with the same event_id",
+        **error_body(ERROR_CODES[503], message),
         "results": [_response(o).model_dump() for o in outcomes],
     }
     return Response(
-        orjson.dumps(body),
-        status_code=503,
-        media_type="application/json",
-        headers={"Retry-After": "1"},
+        orjson.dumps(body), status_code=503, media_type="application/json", headers=RETRY_AFTER
     )
 
 
@@ -313,6 +312,6 @@ async def healthz(store: StoreDep) -> Response:
             orjson.dumps({"status": "degraded", "redis": str(exc)}),
             status_code=503,
             media_type="application/json",
-            headers={"Retry-After": "1"},
+            headers=RETRY_AFTER,
         )
     return _json({"status": "ok", "redis": "ok"})
