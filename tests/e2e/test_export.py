@@ -114,9 +114,11 @@ def test_export_memory_does_not_grow_with_the_log_and_round_trips(
             )
     for fmt in ("parquet", "csv"):
         small, large = growth["small", fmt], growth["large", fmt]
-        # Five times the rows; memory bounded by a page and a row group. One MiB of slack keeps
-        # a near-zero small figure from making the ratio meaningless.
-        assert large <= 2 * max(small, 1024), (fmt, growth)
+        # Five times the rows; memory bounded by a page and a row group. Two MiB of slack keep
+        # a near-zero small figure from making the ratio meaningless (the server's RSS moves by
+        # about that much between runs); holding the large log whole would cost well over 20 MiB
+        # (its CSV text alone is about 5 MiB, the rows as Python objects several times that).
+        assert large <= 2 * max(small, 2048), (fmt, growth)
 
 
 def test_client_reads_events_summary_and_results(filled: LiveServer) -> None:
