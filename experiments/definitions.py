@@ -18,6 +18,7 @@ from experiments.errors import ConflictError, InvalidDefinitionError
 from experiments.limits import EVENT_NAME_PATTERN, EVENT_NAME_RULE, KEY_PATTERN, KEY_RULE
 
 __all__ = [
+    "ConversionPrior",
     "Experiment",
     "ExperimentPatch",
     "ExperimentSpec",
@@ -95,6 +96,13 @@ class Metric(_Frozen):
         return self
 
 
+class ConversionPrior(_Frozen):
+    """Beta(a, b) prior of every variant's conversion rate in the Bayesian read-out."""
+
+    a: float = Field(gt=0.0, le=1e9, allow_inf_nan=False)
+    b: float = Field(gt=0.0, le=1e9, allow_inf_nan=False)
+
+
 class ExperimentSpec(_Frozen):
     """What a person writes to create an experiment."""
 
@@ -122,6 +130,11 @@ class ExperimentSpec(_Frozen):
     confidence_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     minimum_detectable_effect: float = Field(
         default=0.1, gt=0.0, le=10.0, description="relative, for the planned sample size"
+    )
+    prior: ConversionPrior | None = Field(
+        default=None,
+        description="Beta prior of conversion rates for the chance to beat control; "
+        "None means Beta(1, 1)",
     )
 
     @model_validator(mode="before")

@@ -10,7 +10,13 @@ treatment / control - 1; undefined quantities are NaN (or None) with a ``reason`
 ``ValueError``.
 """
 
-from stats.bayesian import chance_to_be_best, chance_to_beat_control
+from stats.bayesian import (
+    JEFFREYS_PRIOR,
+    UNIFORM_PRIOR,
+    BetaPrior,
+    chance_to_be_best,
+    chance_to_beat_control,
+)
 from stats.cuped import cuped
 from stats.errors import (
     IncompleteLogWarning,
@@ -30,44 +36,69 @@ from stats.frames import (
     summarise_visitors,
     visitor_rows,
 )
-from stats.frequentist import compare_means, compare_proportions, compare_ratios
+from stats.frequentist import ProportionError, compare_means, compare_proportions, compare_ratios
+from stats.group_sequential import (
+    GroupSequentialBoundaries,
+    Spending,
+    group_sequential,
+    group_sequential_boundaries,
+)
 from stats.multiple_testing import AdjustmentMethod, adjust_pvalues
 from stats.power import PowerKind, days_remaining, minimum_detectable_effect, sample_size
 from stats.results import (
     BayesianResult,
     ComparisonResult,
     CupedResult,
+    GroupSequentialResult,
     SequentialResult,
     SRMResult,
+    StreamResult,
 )
-from stats.sequential import DEFAULT_TUNING_VISITORS, msprt
+from stats.sequential import DEFAULT_TUNING_VISITORS, LiftKind, msprt, msprt_stream
 from stats.srm import srm_test
-from stats.summaries import CupedSummary, MeanSummary, Proportion, RatioSummary, Summary
+from stats.summaries import (
+    CupedSummary,
+    Estimate,
+    MeanSummary,
+    Proportion,
+    RatioSummary,
+    Summary,
+)
 from stats.tables import COMPARISON_COLUMNS, compare_frame, compare_summaries
 
 __all__ = [
     "AGGREGATE_COLUMNS",
     "COMPARISON_COLUMNS",
     "DEFAULT_TUNING_VISITORS",
+    "JEFFREYS_PRIOR",
     "MEAN_COLUMNS",
     "PRE_EXPOSURE_SUFFIX",
     "RATIO_COLUMNS",
+    "UNIFORM_PRIOR",
     "AdjustmentMethod",
     "BayesianResult",
+    "BetaPrior",
     "ComparisonResult",
     "CupedResult",
     "CupedSummary",
+    "Estimate",
+    "GroupSequentialBoundaries",
+    "GroupSequentialResult",
     "IncompleteLogWarning",
     "InvalidInputError",
+    "LiftKind",
     "MeanSummary",
     "Metric",
     "MetricKind",
     "PowerKind",
     "Proportion",
+    "ProportionError",
     "RatioSummary",
     "SRMResult",
     "SequentialResult",
+    "Spending",
     "StatsError",
+    "StreamResult",
     "Summary",
     "UndefinedResultWarning",
     "adjust_pvalues",
@@ -81,8 +112,11 @@ __all__ = [
     "cuped",
     "days_remaining",
     "definition_metrics",
+    "group_sequential",
+    "group_sequential_boundaries",
     "minimum_detectable_effect",
     "msprt",
+    "msprt_stream",
     "sample_size",
     "srm_test",
     "summarise_aggregates",

@@ -85,6 +85,10 @@ def build_comparison(
         control_value, treatment_value, control_variance, treatment_variance, covariance,
         confidence_level, notes, absolute_defined=standard_error != 0.0,
     )  # fmt: skip
+    relative_statistic = relative_pvalue = math.nan
+    if math.isfinite(relative) and math.isfinite(relative_se) and relative_se > 0.0:
+        relative_statistic = relative / relative_se
+        relative_pvalue = _formulas.two_sided_pvalue(relative_statistic)
     undefined = (statistic, pvalue, relative, *absolute_ci, *relative_ci)
     if not notes and any(math.isnan(value) for value in undefined):
         notes.append(NOT_FINITE)
@@ -104,7 +108,15 @@ def build_comparison(
         standard_error=standard_error,
         relative_standard_error=relative_se,
         df=df,
+        relative_statistic=relative_statistic,
+        relative_pvalue=relative_pvalue,
+        control_standard_error=_root(control_variance),
+        treatment_standard_error=_root(treatment_variance),
     )
+
+
+def _root(variance: float) -> float:
+    return math.sqrt(variance) if variance >= 0.0 else math.nan
 
 
 def _relative_lift(

@@ -24,7 +24,18 @@ __all__ = [
 
 
 def check_count(name: str, value: object, *, minimum: int = 0) -> int:
-    """Return ``value`` as an ``int`` if it is an integer of at least ``minimum``."""
+    """Return ``value`` as an ``int`` if it is an integer of at least ``minimum``.
+
+    A float with an integral value (``300.0``, as a warehouse ``SUM`` returns it) counts as
+    that integer; ``300.5`` does not.
+    """
+    if (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool | numbers.Integral)
+        and math.isfinite(float(value))
+        and float(value).is_integer()
+    ):
+        value = int(float(value))
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidInputError(
             f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})"

@@ -1,6 +1,7 @@
 """Bayesian read-outs: chance to beat control, chance to be best, expected loss.
 
-Conversion rates get exact Beta-Binomial posteriors with a uniform Beta(1, 1) prior; means get
+Conversion rates get exact Beta-Binomial posteriors with a uniform Beta(1, 1) prior by default
+(any Beta prior per call, :class:`BetaPrior`); means get
 the normal posterior of the mean under a flat prior, ``N(mean, s**2 / n)``. Probabilities are
 computed exactly (a closed-form sum or numerical integration), never by Monte Carlo, so a report
 shows the same number every time it is refreshed.
@@ -11,23 +12,80 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from scipy import special
 
 from stats import _formulas
 from stats._comparison import join_reasons
+from stats._validate import check_finite
 from stats.errors import InvalidInputError, warn_undefined
 from stats.results import BayesianResult
 from stats.summaries import MeanSummary, Proportion
 
-__all__ = ["chance_to_be_best", "chance_to_beat_control"]
+__all__ = [
+    "JEFFREYS_PRIOR",
+    "UNIFORM_PRIOR",
+    "BetaPrior",
+    "chance_to_be_best",
+    "chance_to_beat_control",
+]
 
-BETA_METHOD = "Beta-Binomial posterior, Beta(1, 1) prior"
 NORMAL_METHOD = "normal posterior of the mean, flat prior"
 
 
-def _beta(summary: Proportion) -> tuple[float, float]:
-    return summary.conversions + 1.0, summary.visitors - summary.conversions + 1.0
+@dataclass(frozen=True)
+class BetaPrior:
+    """A Beta(a, b) prior of a conversion rate, the same for every variant.
+
+    ``Beta(1, 1)`` (uniform) is the default; ``Beta(0.5, 0.5)`` is Jeffreys' prior; an
+    informative prior from past tests with rate ``p`` worth ``k`` visitors is
+    ``Beta(k p, k (1 - p))``.
+
+    Parameters
+    ----------
+    a, b : float
+        Finite and ``> 0``: prior conversions and non-conversions, in effect.
+    """
+
+    a: float = 1.0
+    b: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("a", "b"):
+            value = check_finite(name, getattr(self, name))
+            if value <= 0.0:
+                raise InvalidInputError(f"{name} must be > 0, got {value}")
+            object.__setattr__(self, name, value)
+
+    @property
+    def method(self) -> str:
+        """The read-out's method text, e.g. ``"Beta-Binomial posterior, Beta(1, 1) prior"``."""
+        return f"Beta-Binomial posterior, Beta({self.a:g}, {self.b:g}) prior"
+
+
+UNIFORM_PRIOR = BetaPrior(1.0, 1.0)
+JEFFREYS_PRIOR = BetaPrior(0.5, 0.5)
+BETA_METHOD = UNIFORM_PRIOR.method
+
+
+def _check_prior(prior: object, kind: type) -> BetaPrior:
+    if prior is None:
+        return UNIFORM_PRIOR
+    if not isinstance(prior, BetaPrior):
+        raise InvalidInputError(
+            f"prior must be a BetaPrior or None, got {prior!r} ({type(prior).__name__})"
+        )
+    if kind is not Proportion:
+        raise InvalidInputError(
+            f"prior applies to conversion metrics (Proportion) only, got {kind.__name__} "
+            "summaries"
+        )
+    return prior
+
+
+def _beta(summary: Proportion, prior: BetaPrior = UNIFORM_PRIOR) -> tuple[float, float]:
+    return summary.conversions + prior.a, summary.visitors - summary.conversions + prior.b
 
 
 def _beta_quantile(a: float, b: float, u: float) -> float:
@@ -70,12 +128,17 @@ def _type_error(name: str, values: Sequence[object]) -> InvalidInputError:
 
 
 def chance_to_beat_control(
-    *, control: Proportion | MeanSummary, treatment: Proportion | MeanSummary
+    *,
+    control: Proportion | MeanSummary,
+    treatment: Proportion | MeanSummary,
+    prior: BetaPrior | None = None,
 ) -> BayesianResult:
     r"""Posterior probability that the treatment beats the control, and the expected losses.
 
-    Conversions: :math:`p_g \sim Beta(1 + x_g, 1 + n_g - x_g)` and, with :math:`a, b` those
-    parameters (Miller 2015),
+    Conversions: with the prior :math:`Beta(a_0, b_0)` (default :math:`Beta(1, 1)`),
+    :math:`p_g \sim Beta(a_0 + x_g, b_0 + n_g - x_g)` and, with :math:`a, b` those
+    parameters (Miller 2015; the sum needs one integer parameter, else the integral
+    :math:`\int_0^1 F_c(Q_t(u))\,du` is evaluated by adaptive quadrature),
 
     .. math::
 
@@ -95,6 +158,8 @@ def chance_to_beat_control(
     ----------
     control, treatment : Proportion or MeanSummary
         Both of the same type.
+    prior : BetaPrior, optional
+        Prior of both conversion rates; Beta(1, 1) when None. Conversions only.
 
     Returns
     -------
@@ -120,16 +185,18 @@ def chance_to_beat_control(
     0.6286
     """
     if isinstance(control, Proportion) and isinstance(treatment, Proportion):
-        a_c, b_c = _beta(control)
-        a_t, b_t = _beta(treatment)
+        beta_prior = _check_prior(prior, Proportion)
+        a_c, b_c = _beta(control, beta_prior)
+        a_t, b_t = _beta(treatment, beta_prior)
         return BayesianResult(
             chance_to_beat_control=_formulas.beta_probability_greater(a_t, b_t, a_c, b_c),
             expected_loss=_formulas.beta_expected_loss(a_t, b_t, a_c, b_c),
             control_expected_loss=_formulas.beta_expected_loss(a_c, b_c, a_t, b_t),
-            method=BETA_METHOD,
+            method=beta_prior.method,
             reason=None,
         )
     if isinstance(control, MeanSummary) and isinstance(treatment, MeanSummary):
+        _check_prior(prior, MeanSummary)
         return _normal_chance(control, treatment)
     raise _type_error("control and treatment", [control, treatment])
 
@@ -151,7 +218,7 @@ def _normal_chance(control: MeanSummary, treatment: MeanSummary) -> BayesianResu
 
 
 def chance_to_be_best(
-    *, variants: Sequence[Proportion] | Sequence[MeanSummary]
+    *, variants: Sequence[Proportion] | Sequence[MeanSummary], prior: BetaPrior | None = None
 ) -> tuple[float, ...]:
     r"""Posterior probability that each variant has the highest true value.
 
@@ -169,6 +236,8 @@ def chance_to_be_best(
     ----------
     variants : sequence of Proportion, or sequence of MeanSummary
         At least two variants, all of one type, in any order (the result follows it).
+    prior : BetaPrior, optional
+        Prior of every conversion rate; Beta(1, 1) when None. Conversions only.
 
     Returns
     -------
@@ -194,10 +263,11 @@ def chance_to_be_best(
     if len(variants) < 2:
         raise InvalidInputError(f"variants must have at least 2 items, got {len(variants)}")
     kind = _check_variants("variants", list(variants))
+    beta_prior = _check_prior(prior, kind)
     quantiles: list[Callable[[float], float]] = []
     cdfs: list[Callable[[float], float]] = []
     if kind is Proportion:
-        parameters = [_beta(v) for v in variants if isinstance(v, Proportion)]
+        parameters = [_beta(v, beta_prior) for v in variants if isinstance(v, Proportion)]
         if len(parameters) == 2:
             (a_0, b_0), (a_1, b_1) = parameters
             chance = _formulas.beta_probability_greater(a_1, b_1, a_0, b_0)

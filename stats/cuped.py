@@ -20,7 +20,7 @@ from stats.frequentist import require_summary
 from stats.results import ComparisonResult, CupedResult
 from stats.summaries import CupedSummary
 
-__all__ = ["cuped"]
+__all__ = ["cuped", "cuped_comparison"]
 
 
 def _mean_covariance(summary: CupedSummary) -> np.ndarray:
@@ -90,7 +90,13 @@ def cuped(
     """
     require_summary("control", control, CupedSummary)
     require_summary("treatment", treatment, CupedSummary)
-    level = check_confidence_level(confidence_level)
+    result = cuped_comparison(control, treatment, check_confidence_level(confidence_level))
+    warn_undefined(result.reason, stacklevel=2)
+    return result
+
+
+def cuped_comparison(control: CupedSummary, treatment: CupedSummary, level: float) -> CupedResult:
+    """:func:`cuped` on validated input, without the warning."""
     reasons = [
         f"{name} has {summary.n} visitor(s); a variance needs at least 2"
         for name, summary in (("control", control), ("treatment", treatment))
@@ -139,7 +145,6 @@ def cuped(
     reduction = math.nan
     if unadjusted.standard_error > 0.0:
         reduction = 1.0 - (adjusted.standard_error / unadjusted.standard_error) ** 2
-    warn_undefined(adjusted.reason, stacklevel=2)
     return CupedResult(
         **{field.name: getattr(adjusted, field.name) for field in dataclasses.fields(adjusted)},
         theta=theta,
@@ -161,7 +166,6 @@ def _undefined(level: float, reasons: list[str]) -> CupedResult:
         )
 
     adjusted = build("CUPED z-test (delta method)")
-    warn_undefined(adjusted.reason, stacklevel=3)
     return CupedResult(
         **{field.name: getattr(adjusted, field.name) for field in dataclasses.fields(adjusted)},
         theta=math.nan,

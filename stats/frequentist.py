@@ -10,6 +10,7 @@ position, and returns a :class:`~stats.results.ComparisonResult`.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from stats import _formulas
 from stats._comparison import build_comparison
@@ -18,7 +19,18 @@ from stats.errors import InvalidInputError, warn_undefined
 from stats.results import ComparisonResult
 from stats.summaries import MeanSummary, Proportion, RatioSummary
 
-__all__ = ["compare_means", "compare_proportions", "compare_ratios", "require_summary"]
+__all__ = [
+    "ProportionError",
+    "compare_means",
+    "compare_proportions",
+    "compare_ratios",
+    "means_comparison",
+    "proportions_comparison",
+    "ratios_comparison",
+    "require_summary",
+]
+
+ProportionError = Literal["pooled", "unpooled"]
 
 
 def require_summary(name: str, value: object, kind: type) -> None:
@@ -40,13 +52,20 @@ def _size_reasons(control: int, treatment: int, minimum: int) -> list[str]:
 
 
 def compare_proportions(
-    *, control: Proportion, treatment: Proportion, confidence_level: float = 0.95
+    *,
+    control: Proportion,
+    treatment: Proportion,
+    confidence_level: float = 0.95,
+    standard_error: ProportionError = "pooled",
 ) -> ComparisonResult:
     r"""Compare conversion rates with the two-proportion z-test.
 
-    The test uses the pooled standard error, so its p-value equals that of Pearson's chi-square
-    test of the 2x2 table without continuity correction; the interval of the difference uses
-    the unpooled (Wald) standard error; the relative lift's interval uses the delta method:
+    By default the test uses the pooled standard error, so its p-value equals that of Pearson's
+    chi-square test of the 2x2 table without continuity correction; with
+    ``standard_error="unpooled"`` it uses the unpooled (Wald) one, :math:`z = (\hat p_t -
+    \hat p_c) / \sqrt{\hat p_c(1-\hat p_c)/n_c + \hat p_t(1-\hat p_t)/n_t}`, as several
+    experimentation platforms report. The interval of the difference always uses the unpooled
+    (Wald) standard error; the relative lift's interval uses the delta method:
 
     .. math::
 
@@ -62,6 +81,8 @@ def compare_proportions(
         Conversions and visitors of each variant.
     confidence_level : float, default 0.95
         Level of the intervals, in (0, 1).
+    standard_error : {"pooled", "unpooled"}, default "pooled"
+        Standard error of the test statistic.
 
     Returns
     -------
@@ -87,13 +108,28 @@ def compare_proportions(
     require_summary("control", control, Proportion)
     require_summary("treatment", treatment, Proportion)
     level = check_confidence_level(confidence_level)
-    reasons = _size_reasons(control.visitors, treatment.visitors, minimum=1)
-    test_se = math.nan
-    if not reasons:
-        test_se = _formulas.pooled_proportion_standard_error(
-            control.conversions, control.visitors, treatment.conversions, treatment.visitors
+    if standard_error not in ("pooled", "unpooled"):
+        raise InvalidInputError(
+            f"standard_error must be 'pooled' or 'unpooled', got {standard_error!r}"
         )
-    result = build_comparison(
+    result = proportions_comparison(control, treatment, level, pooled=standard_error == "pooled")
+    warn_undefined(result.reason, stacklevel=2)
+    return result
+
+
+def proportions_comparison(
+    control: Proportion, treatment: Proportion, level: float, *, pooled: bool = True
+) -> ComparisonResult:
+    """:func:`compare_proportions` on validated input, without the warning."""
+    reasons = _size_reasons(control.visitors, treatment.visitors, minimum=1)
+    test_se: float | None = None
+    if pooled:
+        test_se = math.nan
+        if not reasons:
+            test_se = _formulas.pooled_proportion_standard_error(
+                control.conversions, control.visitors, treatment.conversions, treatment.visitors
+            )
+    return build_comparison(
         control_value=control.rate,
         treatment_value=treatment.rate,
         control_variance=control.variance / control.visitors if control.visitors else math.nan,
@@ -101,12 +137,10 @@ def compare_proportions(
             treatment.variance / treatment.visitors if treatment.visitors else math.nan
         ),
         confidence_level=level,
-        method="two-proportion z-test",
+        method="two-proportion z-test" if pooled else "two-proportion z-test (unpooled)",
         reasons=reasons,
         test_standard_error=test_se,
     )
-    warn_undefined(result.reason, stacklevel=2)
-    return result
 
 
 def compare_means(
@@ -156,14 +190,20 @@ def compare_means(
     """
     require_summary("control", control, MeanSummary)
     require_summary("treatment", treatment, MeanSummary)
-    level = check_confidence_level(confidence_level)
+    result = means_comparison(control, treatment, check_confidence_level(confidence_level))
+    warn_undefined(result.reason, stacklevel=2)
+    return result
+
+
+def means_comparison(control: MeanSummary, treatment: MeanSummary, level: float) -> ComparisonResult:
+    """:func:`compare_means` on validated input, without the warning."""
     reasons = _size_reasons(control.n, treatment.n, minimum=2)
     variance_c = control.variance / control.n if control.n else math.nan
     variance_t = treatment.variance / treatment.n if treatment.n else math.nan
     df = math.nan
     if not reasons:
         df = _formulas.welch_df(variance_c, control.n, variance_t, treatment.n)
-    result = build_comparison(
+    return build_comparison(
         control_value=control.mean,
         treatment_value=treatment.mean,
         control_variance=variance_c,
@@ -173,8 +213,6 @@ def compare_means(
         reasons=reasons,
         df=df,
     )
-    warn_undefined(result.reason, stacklevel=2)
-    return result
 
 
 def ratio_estimate(summary: RatioSummary) -> tuple[float, float]:
@@ -246,14 +284,22 @@ def compare_ratios(
     """
     require_summary("control", control, RatioSummary)
     require_summary("treatment", treatment, RatioSummary)
-    level = check_confidence_level(confidence_level)
+    result = ratios_comparison(control, treatment, check_confidence_level(confidence_level))
+    warn_undefined(result.reason, stacklevel=2)
+    return result
+
+
+def ratios_comparison(
+    control: RatioSummary, treatment: RatioSummary, level: float
+) -> ComparisonResult:
+    """:func:`compare_ratios` on validated input, without the warning."""
     reasons = _size_reasons(control.n, treatment.n, minimum=2)
     for name, summary in (("control", control), ("treatment", treatment)):
         if summary.n and summary.denominator_sum == 0.0:
             reasons.append(f"the {name} denominator sums to 0, so its ratio is undefined")
     ratio_c, variance_c = ratio_estimate(control)
     ratio_t, variance_t = ratio_estimate(treatment)
-    result = build_comparison(
+    return build_comparison(
         control_value=ratio_c,
         treatment_value=ratio_t,
         control_variance=variance_c,
@@ -262,5 +308,3 @@ def compare_ratios(
         method="delta-method z-test (ratio)",
         reasons=reasons,
     )
-    warn_undefined(result.reason, stacklevel=2)
-    return result

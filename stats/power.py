@@ -12,6 +12,7 @@ Holm's procedure), so the plan holds after the multiple-testing adjustment.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -22,9 +23,21 @@ from stats import _formulas
 from stats._validate import check_count, check_finite, check_open_unit, check_sequence
 from stats.errors import InvalidInputError, warn_undefined
 
-__all__ = ["PowerKind", "days_remaining", "minimum_detectable_effect", "sample_size"]
+__all__ = [
+    "PowerKind",
+    "SampleSizeMethod",
+    "days_remaining",
+    "minimum_detectable_effect",
+    "sample_size",
+]
 
 PowerKind = Literal["conversion", "mean"]
+SampleSizeMethod = Literal["default", "unpooled", "evan_miller", "cohens_h", "kohavi", "t"]
+
+_METHODS: dict[str, tuple[str, ...]] = {
+    "conversion": ("default", "unpooled", "evan_miller", "cohens_h", "kohavi"),
+    "mean": ("default", "kohavi", "t"),
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,8 @@ class _Design:
     alternative_unit: float
     alpha: float
     power: float
+    control: float | None = None  # conversion rates of the plan; None for means
+    treated: float | None = None
 
     def power_at(self, difference: float, n: float) -> float:
         root = math.sqrt(n)
@@ -43,11 +58,28 @@ class _Design:
         )
 
 
-def _levels(alpha: object, power: object, variants: object) -> tuple[float, float]:
-    level = check_open_unit("alpha", alpha)
+def _alpha(confidence_level: object, alpha: object, function: str) -> float:
+    """The significance level from ``confidence_level`` or the deprecated ``alpha``."""
+    if alpha is None:
+        return 1.0 - check_open_unit("confidence_level", confidence_level)
+    warnings.warn(
+        f"{function}(alpha=...) is deprecated; use confidence_level=1 - alpha",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if confidence_level != 0.95:
+        raise InvalidInputError(
+            f"give confidence_level or the deprecated alpha, not both; got confidence_level="
+            f"{confidence_level!r} and alpha={alpha!r}"
+        )
+    return check_open_unit("alpha", alpha)
+
+
+def _levels(alpha: float, power: object, variants: object) -> tuple[float, float]:
+    level = alpha
     target = check_open_unit("power", power)
     if target <= level:
-        raise InvalidInputError(f"power must be in (alpha = {level}, 1), got {target}")
+        raise InvalidInputError(f"power must be in (alpha = {level:g}, 1), got {target}")
     count = check_count("variants", variants, minimum=2)
     return level / (count - 1), target
 
@@ -70,6 +102,12 @@ def _check_kind(kind: object, std: object) -> float | None:
 
 
 def _check_baseline(baseline: object, *, conversion: bool, relative: bool) -> float:
+    if baseline is None:
+        if conversion or relative:
+            raise InvalidInputError(
+                "baseline must be given for a conversion metric or a relative mde, got None"
+            )
+        return 0.0  # an absolute mde on a mean does not depend on the baseline
     value = check_finite("baseline", baseline)
     if conversion and not 0.0 < value < 1.0:
         raise InvalidInputError(f"baseline must be a conversion rate in (0, 1), got {value}")
@@ -88,14 +126,16 @@ def _conversion_units(baseline: float, treated: float) -> tuple[float, float]:
 
 def sample_size(
     *,
-    baseline: float,
+    baseline: float | None = None,
     mde: float,
     relative: bool = True,
     kind: PowerKind = "conversion",
     std: float | None = None,
-    alpha: float = 0.05,
+    confidence_level: float = 0.95,
     power: float = 0.8,
     variants: int = 2,
+    method: SampleSizeMethod = "default",
+    alpha: float | None = None,
 ) -> int:
     r"""Visitors needed per variant to detect ``mde`` with the given power.
 
@@ -113,10 +153,28 @@ def sample_size(
     :math:`\sigma_0^2 = \sigma_1^2 = 2\,\text{std}^2`. This is close to the textbook
     :math:`n = (z_{1-\alpha'/2}\sigma_0 + z_{1-\beta}\sigma_1)^2 / \delta^2`.
 
+    Other conventions (``method``), each matching a calculator or library people check against
+    (formulas and references in ``docs/statistics.md``):
+
+    - ``"unpooled"``: the same search with :math:`\sigma_0^2 = \sigma_1^2 = p_1(1-p_1) +
+      p_2(1-p_2)` (conversions).
+    - ``"evan_miller"``: Evan Miller's calculator, :math:`n = \text{round}((z_{1-\alpha'/2}
+      \sqrt{2p_1(1-p_1)} + z_{1-\beta}\sqrt{p_1(1-p_1) + p_2(1-p_2)})^2/\delta^2)`, with the
+      baseline reflected to :math:`1 - p_1` above 0.5 as the calculator does (conversions).
+    - ``"cohens_h"``: the arcsine effect size :math:`h = 2\arcsin\sqrt{p_2} -
+      2\arcsin\sqrt{p_1}` with :math:`\sigma_0 = \sigma_1 = \sqrt 2` and :math:`\delta = h`
+      (conversions; statsmodels' ``proportion_effectsize`` with ``NormalIndPower``).
+    - ``"kohavi"``: the rule of thumb :math:`n = 16\sigma^2/\delta^2` with :math:`\sigma^2 =
+      p_1(1-p_1)` or :math:`\text{std}^2`, for 95% confidence, 80% power, two variants.
+    - ``"t"``: the exact power of the two-sample t-test with :math:`2n - 2` degrees of freedom
+      and noncentrality :math:`\delta / (\text{std}\sqrt{2/n})` (means; statsmodels'
+      ``TTestIndPower``).
+
     Parameters
     ----------
-    baseline : float
-        Control conversion rate in (0, 1), or control mean for ``kind="mean"``.
+    baseline : float, optional
+        Control conversion rate in (0, 1), or control mean for ``kind="mean"``; not needed
+        for an absolute ``mde`` on a mean.
     mde : float
         Minimum detectable effect, non-zero: relative to the baseline (``0.1`` = +10%) when
         ``relative``, else absolute (rate points or metric units).
@@ -126,12 +184,16 @@ def sample_size(
         Metric kind; counts use ``"mean"``.
     std : float, optional
         Standard deviation per visitor, required for ``kind="mean"`` and only then.
-    alpha : float, default 0.05
-        Two-sided significance level, in (0, 1).
+    confidence_level : float, default 0.95
+        ``1 - alpha`` for the two-sided significance level ``alpha``, in (0, 1).
     power : float, default 0.8
         Target power, in (alpha, 1).
     variants : int, default 2
         Variants including the control.
+    method : {"default", "unpooled", "evan_miller", "cohens_h", "kohavi", "t"}
+        The convention, above; ``"default"`` is the pooled/unpooled z-test power.
+    alpha : float, optional
+        Deprecated: use ``confidence_level = 1 - alpha``.
 
     Returns
     -------
@@ -148,19 +210,17 @@ def sample_size(
     --------
     >>> sample_size(baseline=0.03, mde=0.26)
     8450
-    >>> sample_size(baseline=0.0, mde=0.5, relative=False, kind="mean", std=2.0)
+    >>> sample_size(mde=0.5, relative=False, kind="mean", std=2.0)
     252
+    >>> sample_size(baseline=0.2, mde=0.05, relative=False, method="evan_miller")
+    1030
     """
-    design, difference = _design(baseline, mde, relative, kind, std, alpha, power, variants)
-    z_alpha = float(special.ndtri(1.0 - design.alpha / 2.0))
-    z_beta = float(special.ndtri(design.power))
-    estimate = (z_alpha * design.null_unit + z_beta * design.alternative_unit) / difference
-    n = max(1, math.ceil(estimate * estimate))
-    while n > 1 and design.power_at(difference, n - 1) >= design.power:
-        n -= 1
-    while design.power_at(difference, n) < design.power:
-        n += 1
-    return n
+    level = _alpha(confidence_level, alpha, "sample_size")
+    design, difference = _design(baseline, mde, relative, kind, std, level, power, variants)
+    chosen = _check_method(method, kind)
+    if chosen != "default":
+        return _named_sample_size(chosen, design, difference, level, power, variants)
+    return _smallest_n(design, difference)
 
 
 def _design(
@@ -169,7 +229,7 @@ def _design(
     relative: bool,
     kind: object,
     std: object,
-    alpha: object,
+    alpha: float,
     power: object,
     variants: object,
 ) -> tuple[_Design, float]:
@@ -190,19 +250,107 @@ def _design(
             f"mde={effect} ({'relative' if relative else 'absolute'})"
         )
     null_unit, alternative_unit = _conversion_units(base, treated)
-    return _Design(null_unit, alternative_unit, level, target), abs(difference)
+    return _Design(null_unit, alternative_unit, level, target, base, treated), abs(difference)
+
+
+def _check_method(method: object, kind: object) -> SampleSizeMethod:
+    allowed = _METHODS.get(kind if isinstance(kind, str) else "", ())
+    if method not in allowed:
+        raise InvalidInputError(
+            f"method must be one of {', '.join(repr(m) for m in allowed)} for kind={kind!r}, "
+            f"got {method!r}"
+        )
+    return method  # type: ignore[return-value]
+
+
+def _named_sample_size(
+    method: SampleSizeMethod,
+    design: _Design,
+    difference: float,
+    alpha: float,
+    power: object,
+    variants: object,
+) -> int:
+    """Sample size under one of the named conventions (validated inputs)."""
+    if method == "kohavi":
+        if not (math.isclose(alpha, 0.05) and design.power == 0.8 and variants == 2):
+            raise InvalidInputError(
+                "method='kohavi' is the rule of thumb for confidence_level=0.95, power=0.8 "
+                f"and 2 variants, got confidence_level={1 - alpha:g}, power={power}, "
+                f"variants={variants}"
+            )
+        variance = (
+            design.null_unit**2 / 2.0
+            if design.control is None
+            else _formulas.bernoulli_variance(design.control)
+        )
+        return math.ceil(16.0 * variance / difference**2)
+    z_alpha = float(special.ndtri(1.0 - design.alpha / 2.0))
+    z_beta = float(special.ndtri(design.power))
+    if method == "t":
+        return _t_sample_size(design, difference, z_alpha, z_beta)
+    assert design.control is not None and design.treated is not None
+    p1, p2 = design.control, design.treated
+    if method == "evan_miller":
+        base = 1.0 - p1 if p1 > 0.5 else p1
+        delta = p2 - p1
+        null = math.sqrt(2.0 * _formulas.bernoulli_variance(base))
+        alternative = math.sqrt(
+            _formulas.bernoulli_variance(base) + (base + delta) * (1.0 - base - delta)
+        )
+        return max(1, round(((z_alpha * null + z_beta * alternative) / delta) ** 2))
+    if method == "unpooled":
+        unit = math.sqrt(_formulas.bernoulli_variance(p1) + _formulas.bernoulli_variance(p2))
+        return _smallest_n(_Design(unit, unit, design.alpha, design.power), difference)
+    h = abs(2.0 * math.asin(math.sqrt(p2)) - 2.0 * math.asin(math.sqrt(p1)))
+    root2 = math.sqrt(2.0)
+    return _smallest_n(_Design(root2, root2, design.alpha, design.power), h)
+
+
+def _smallest_n(design: _Design, difference: float) -> int:
+    """Smallest n at which ``design`` reaches its power, from the closed-form start."""
+    z_alpha = float(special.ndtri(1.0 - design.alpha / 2.0))
+    z_beta = float(special.ndtri(design.power))
+    estimate = (z_alpha * design.null_unit + z_beta * design.alternative_unit) / difference
+    n = max(1, math.ceil(estimate * estimate))
+    while n > 1 and design.power_at(difference, n - 1) >= design.power:
+        n -= 1
+    while design.power_at(difference, n) < design.power:
+        n += 1
+    return n
+
+
+def _t_power(difference: float, deviation: float, n: int, alpha: float) -> float:
+    """Two-sided power of the equal-variance two-sample t-test with n per variant."""
+    df = 2.0 * n - 2.0
+    noncentrality = difference / (deviation * math.sqrt(2.0 / n))
+    critical = float(special.stdtrit(df, 1.0 - alpha / 2.0))
+    return float(
+        special.nctdtr(df, -noncentrality, -critical) + special.nctdtr(df, noncentrality, -critical)
+    )
+
+
+def _t_sample_size(design: _Design, difference: float, z_alpha: float, z_beta: float) -> int:
+    deviation = design.null_unit / math.sqrt(2.0)
+    n = max(2, math.ceil(2.0 * ((z_alpha + z_beta) * deviation / difference) ** 2))
+    while n > 2 and _t_power(difference, deviation, n - 1, design.alpha) >= design.power:
+        n -= 1
+    while _t_power(difference, deviation, n, design.alpha) < design.power:
+        n += 1
+    return n
 
 
 def minimum_detectable_effect(
     *,
-    baseline: float,
+    baseline: float | None = None,
     n_per_variant: int,
     relative: bool = True,
     kind: PowerKind = "conversion",
     std: float | None = None,
-    alpha: float = 0.05,
+    confidence_level: float = 0.95,
     power: float = 0.8,
     variants: int = 2,
+    alpha: float | None = None,
 ) -> float:
     r"""Smallest increase over the baseline detectable with ``n_per_variant`` visitors.
 
@@ -212,7 +360,7 @@ def minimum_detectable_effect(
 
     Parameters
     ----------
-    baseline, relative, kind, std, alpha, power, variants
+    baseline, relative, kind, std, confidence_level, power, variants, alpha
         As in :func:`sample_size`.
     n_per_variant : int
         Visitors per variant, ``>= 1``.
@@ -230,7 +378,9 @@ def minimum_detectable_effect(
     0.26
     """
     deviation = _check_kind(kind, std)
-    level, target = _levels(alpha, power, variants)
+    level, target = _levels(
+        _alpha(confidence_level, alpha, "minimum_detectable_effect"), power, variants
+    )
     base = _check_baseline(baseline, conversion=deviation is None, relative=relative)
     n = check_count("n_per_variant", n_per_variant, minimum=1)
     if deviation is not None:

@@ -19,8 +19,10 @@ __all__ = [
     "BayesianResult",
     "ComparisonResult",
     "CupedResult",
+    "GroupSequentialResult",
     "SRMResult",
     "SequentialResult",
+    "StreamResult",
 ]
 
 Interval = tuple[float, float]
@@ -63,6 +65,12 @@ class ComparisonResult:
         Delta-method standard error of the relative lift.
     df : float
         Degrees of freedom of the absolute interval's t quantile (``inf``: normal quantile).
+    relative_statistic, relative_pvalue : float
+        Wald test of no relative lift, ``z = relative_lift / relative_standard_error``, and its
+        two-sided normal p-value (the ``statistic`` and ``pvalue`` above test the absolute
+        lift).
+    control_standard_error, treatment_standard_error : float
+        Standard error of each variant's value (for a ratio metric, its delta-method one).
     """
 
     statistic: float
@@ -79,6 +87,10 @@ class ComparisonResult:
     standard_error: float = math.nan
     relative_standard_error: float = math.nan
     df: float = math.inf
+    relative_statistic: float = math.nan
+    relative_pvalue: float = math.nan
+    control_standard_error: float = math.nan
+    treatment_standard_error: float = math.nan
 
     @property
     def significant(self) -> bool:
@@ -178,6 +190,14 @@ class SequentialResult:
         Name of the procedure.
     reason : str or None
         Why some look has no value; None when all are defined.
+    likelihood_ratios : tuple of float
+        Mixture likelihood ratio of the tested lift at each look.
+    absolute_intervals, relative_intervals : tuple of (float, float)
+        The per-look always-valid intervals, before the running intersection.
+    lift : {"absolute", "relative"}
+        The lift the p-values test.
+    null : float
+        Its value under the null hypothesis.
     """
 
     pvalue: float
@@ -191,6 +211,11 @@ class SequentialResult:
     confidence_level: float
     method: str
     reason: str | None
+    likelihood_ratios: tuple[float, ...]
+    absolute_intervals: tuple[tuple[float, float], ...]
+    relative_intervals: tuple[tuple[float, float], ...]
+    lift: str
+    null: float
 
     @property
     def significant(self) -> bool:
@@ -206,6 +231,98 @@ class SequentialResult:
     def relative_ci(self) -> tuple[float, float]:
         """The confidence sequence's interval for the relative lift at the last look."""
         return self.relative_cs[-1]
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """Always-valid inference on one stream of (estimate, variance) looks.
+
+    Attributes
+    ----------
+    pvalue : float
+        Always-valid p-value at the last look (the running minimum).
+    pvalues : tuple of float
+        The always-valid p-value at each look, non-increasing.
+    likelihood_ratios : tuple of float
+        Mixture likelihood ratio against ``null`` at each look.
+    estimates : tuple of float
+        The estimate at each look, as given.
+    intervals : tuple of (float, float)
+        The always-valid interval of each look on its own.
+    confidence_sequence : tuple of (float, float)
+        Running intersection of ``intervals``: each lies inside the previous one.
+    mixing_variances : tuple of float
+        Mixing variance ``tau2`` used at each look.
+    null : float
+        The effect under the null hypothesis.
+    confidence_level : float
+        Level of the intervals; the test rejects when ``pvalue < 1 - level``.
+    method : str
+        Name of the procedure.
+    reason : str or None
+        Why some look has no value; None when all are defined.
+    """
+
+    pvalue: float
+    pvalues: tuple[float, ...]
+    likelihood_ratios: tuple[float, ...]
+    estimates: tuple[float, ...]
+    intervals: tuple[tuple[float, float], ...]
+    confidence_sequence: tuple[tuple[float, float], ...]
+    mixing_variances: tuple[float, ...]
+    null: float
+    confidence_level: float
+    method: str
+    reason: str | None
+
+    @property
+    def significant(self) -> bool:
+        """Whether ``pvalue < 1 - confidence_level`` (False when the p-value is undefined)."""
+        return self.pvalue < 1.0 - self.confidence_level
+
+    def confidence_interval(self) -> tuple[float, float]:
+        """The confidence sequence's interval at the last look."""
+        return self.confidence_sequence[-1]
+
+
+@dataclass(frozen=True)
+class GroupSequentialResult:
+    """A group-sequential test with alpha spending over planned looks.
+
+    Attributes
+    ----------
+    rejected : bool
+        Whether some look crossed its boundary (the test stops there and rejects).
+    rejected_at : int or None
+        The first look (1-based) whose statistic crossed its boundary.
+    statistics : tuple of float
+        ``z_k = (estimate_k - null) / se_k`` at each look.
+    boundaries : tuple of float
+        Two-sided boundary at each look (``inf`` where a look spends no alpha).
+    information_fractions : tuple of float
+        Share of the planned information reached at each look, capped at 1.
+    alpha_spent : tuple of float
+        Cumulative alpha spent up to each look.
+    spending : str
+        ``"obrien_fleming"`` or ``"pocock"``.
+    confidence_level : float
+        ``1 - alpha``, the overall level.
+    method : str
+        Name of the procedure.
+    reason : str or None
+        Why some look has no value; None when all are defined.
+    """
+
+    rejected: bool
+    rejected_at: int | None
+    statistics: tuple[float, ...]
+    boundaries: tuple[float, ...]
+    information_fractions: tuple[float, ...]
+    alpha_spent: tuple[float, ...]
+    spending: str
+    confidence_level: float
+    method: str
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -229,6 +346,8 @@ class SRMResult:
         The p-value below which a mismatch is flagged.
     reason : str or None
         Why the p-value is NaN; None otherwise.
+    df : int
+        Degrees of freedom of the chi-square distribution, ``k - 1``.
     """
 
     statistic: float
@@ -238,3 +357,4 @@ class SRMResult:
     observed: tuple[int, ...]
     threshold: float
     reason: str | None
+    df: int

@@ -79,7 +79,9 @@ def srm_test(
     if total == 0:
         reason = "no visitors yet, so the split cannot be tested"
         warn_undefined(reason, stacklevel=2)
-        return SRMResult(math.nan, math.nan, False, expected, counts, level, reason)
+        return SRMResult(
+            math.nan, math.nan, False, expected, counts, level, reason, df=len(counts) - 1
+        )
     statistic, pvalue = _formulas.chi_square_goodness_of_fit(counts, expected)
     return SRMResult(
         statistic=statistic,
@@ -89,4 +91,5 @@ def srm_test(
         observed=counts,
         threshold=level,
         reason=None,
+        df=len(counts) - 1,
     )

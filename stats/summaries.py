@@ -23,7 +23,7 @@ from stats import _formulas
 from stats._validate import check_count, check_finite
 from stats.errors import InvalidInputError
 
-__all__ = ["CupedSummary", "MeanSummary", "Proportion", "RatioSummary", "Summary"]
+__all__ = ["CupedSummary", "Estimate", "MeanSummary", "Proportion", "RatioSummary", "Summary"]
 
 # Sums accumulated in floating point (Redis INCRBYFLOAT, warehouse SUM) can put sum_squares a few
 # ulps below sum**2 / n when every value is equal; anything beyond this relative slack is an error.
@@ -191,6 +191,11 @@ class MeanSummary:
         object.__setattr__(self, "sum_squares", squares)
 
     @property
+    def visitors(self) -> int:
+        """Visitors, ``n`` (the name :class:`Proportion` uses)."""
+        return self.n
+
+    @property
     def mean(self) -> float:
         """Mean per visitor (NaN without visitors)."""
         return self.sum / self.n if self.n else math.nan
@@ -247,6 +252,11 @@ class RatioSummary:
             ("numerator_sum", "numerator_sum_squares"),
             ("denominator_sum", "denominator_sum_squares"),
         )
+
+    @property
+    def visitors(self) -> int:
+        """Visitors, ``n`` (the name :class:`Proportion` uses)."""
+        return self.n
 
     @property
     def numerator(self) -> MeanSummary:
@@ -330,6 +340,11 @@ class CupedSummary:
         _validate_pair(self, ("sum", "sum_squares"), ("covariate_sum", "covariate_sum_squares"))
 
     @property
+    def visitors(self) -> int:
+        """Visitors, ``n`` (the name :class:`Proportion` uses)."""
+        return self.n
+
+    @property
     def metric(self) -> MeanSummary:
         """The metric ``Y`` on its own."""
         return MeanSummary(n=self.n, sum=self.sum, sum_squares=self.sum_squares)
@@ -377,3 +392,40 @@ class CupedSummary:
 
 Summary: TypeAlias = Proportion | MeanSummary | RatioSummary | CupedSummary
 """Any per-variant summary accepted by the DataFrame helpers."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One look at an effect: its estimate and the variance of that estimate.
+
+    The input of :func:`stats.msprt_stream` and :func:`stats.group_sequential` for a stream
+    that does not come from summaries: a warehouse query's daily (difference, variance), a
+    CUPED-adjusted or relative lift, a design with known variance.
+
+    Parameters
+    ----------
+    difference : float
+        The estimate (e.g. an absolute lift), finite.
+    variance : float
+        Variance of the estimate, finite and ``> 0``.
+    visitors : float, optional
+        Visitors per variant behind the look, ``> 0``; needed only to tune to
+        ``planned_visitors``.
+    """
+
+    difference: float
+    variance: float
+    visitors: float | None = None
+
+    def __post_init__(self) -> None:
+        difference = check_finite("difference", self.difference)
+        variance = check_finite("variance", self.variance)
+        if variance <= 0.0:
+            raise InvalidInputError(f"variance must be > 0, got {variance}")
+        object.__setattr__(self, "difference", difference)
+        object.__setattr__(self, "variance", variance)
+        if self.visitors is not None:
+            visitors = check_finite("visitors", self.visitors)
+            if visitors <= 0.0:
+                raise InvalidInputError(f"visitors must be > 0, got {visitors}")
+            object.__setattr__(self, "visitors", visitors)

@@ -148,7 +148,7 @@ class _Draft:
 
 
 def _comparison(
-    control: Summary, treatment: Summary, metric: Metric, level: float
+    control: Summary, treatment: Summary, metric: Metric, level: float, experiment: Experiment
 ) -> tuple[stats.ComparisonResult, float | None, float | None, list[str]]:
     reasons: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -161,7 +161,14 @@ def _comparison(
         else:
             assert not isinstance(control, stats.RatioSummary)
             assert not isinstance(treatment, stats.RatioSummary)
-            bayes = stats.chance_to_beat_control(control=control, treatment=treatment)
+            prior = experiment.prior
+            bayes = stats.chance_to_beat_control(
+                control=control,
+                treatment=treatment,
+                prior=stats.BetaPrior(prior.a, prior.b)
+                if prior is not None and isinstance(control, stats.Proportion)
+                else None,
+            )
             chance, loss = _num(bayes.chance_to_beat_control), _num(bayes.expected_loss)
             if bayes.reason:
                 reasons.append(bayes.reason)
@@ -207,7 +214,9 @@ def _draft(
     level = experiment.confidence_level
     comparisons = []
     for index in range(1, len(summaries)):
-        result, chance, loss, reasons = _comparison(summaries[0], summaries[index], metric, level)
+        result, chance, loss, reasons = _comparison(
+            summaries[0], summaries[index], metric, level, experiment
+        )
         sequential_pvalue, series = _sequential(metric, cumulative, index, level, dates)
         comparisons.append(
             _Comparison(
@@ -369,7 +378,7 @@ def _plan(
         relative=True,
         kind=kind,
         std=std,
-        alpha=1 - experiment.confidence_level,
+        confidence_level=experiment.confidence_level,
         variants=len(experiment.variants),
     )
     current = [t.n for t in totals]

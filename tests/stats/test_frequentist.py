@@ -427,8 +427,8 @@ INVALID_SUMMARIES = [
     ),
     (
         Proportion,
-        {"conversions": 1.0, "visitors": 3},
-        r"conversions must be an integer >= 0, got 1.0",
+        {"conversions": 1.5, "visitors": 3},
+        r"conversions must be an integer >= 0, got 1.5",
     ),
     (MeanSummary, {"n": -2, "sum": 0.0, "sum_squares": 0.0}, r"n must be an integer >= 0, got -2"),
     (

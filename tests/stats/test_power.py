@@ -64,7 +64,7 @@ def test_mean_sample_size_matches_normal_ind_power(
         relative=False,
         kind="mean",
         std=3.0,
-        alpha=alpha,
+        confidence_level=1 - alpha,
         power=power,
     )
     reference = NormalIndPower().solve_power(
@@ -86,7 +86,7 @@ def test_relative_and_absolute_agree_and_variants_split_alpha() -> None:
     absolute = sample_size(baseline=0.04, mde=0.01, relative=False)
     assert relative == absolute
     three = sample_size(baseline=0.04, mde=0.25, variants=3)
-    assert three == sample_size(baseline=0.04, mde=0.25, alpha=0.025)
+    assert three == sample_size(baseline=0.04, mde=0.25, confidence_level=0.975)
     assert three > relative
 
 
@@ -158,7 +158,10 @@ INVALID = [
     ({"baseline": 0.5, "mde": 1.5}, r"mde must move the baseline 0.5 to a rate in \(0, 1\)"),
     ({"baseline": 0.5, "mde": 0.0}, r"mde must be non-zero, got 0.0"),
     ({"baseline": 0.5, "mde": 0.1, "power": 0.01}, r"power must be in \(alpha = 0.05, 1\)"),
-    ({"baseline": 0.5, "mde": 0.1, "alpha": 1.0}, r"alpha must be in \(0, 1\), got 1.0"),
+    (
+        {"baseline": 0.5, "mde": 0.1, "confidence_level": 1.0},
+        r"confidence_level must be in \(0, 1\), got 1.0",
+    ),
     ({"baseline": 0.5, "mde": 0.1, "variants": 1}, r"variants must be an integer >= 2, got 1"),
     ({"baseline": 0.5, "mde": 0.1, "std": 2.0}, r"std must be None for kind='conversion'"),
     ({"baseline": 5.0, "mde": 0.1, "kind": "mean"}, r"std must be given for kind='mean'"),

@@ -186,11 +186,11 @@ def test_invalid_looks() -> None:
                 (Proportion(2, 20), Proportion(1, 5)),
             ]
         )
-    with pytest.raises(InvalidInputError, match="only Proportion or only MeanSummary"):
+    with pytest.raises(InvalidInputError, match="summaries of one kind"):
         msprt(looks=[(Proportion(1, 10), MeanSummary(2, 1.0, 1.0))])  # type: ignore[type-var]
     with pytest.raises(InvalidInputError, match=r"looks\[0\] must be a \(control, treatment\)"):
         msprt(looks=[(Proportion(1, 10),)])  # type: ignore[list-item]
     with pytest.raises(InvalidInputError, match=r"mixing_variance must be > 0, got -1\.0"):
         msprt(looks=_looks(), mixing_variance=-1.0)
-    with pytest.raises(InvalidInputError, match="tuning_visitors must be an integer >= 1, got 0"):
-        msprt(looks=_looks(), tuning_visitors=0)
+    with pytest.raises(InvalidInputError, match=r"planned_visitors must be > 0, got 0\.0"):
+        msprt(looks=_looks(), planned_visitors=0)
