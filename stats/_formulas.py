@@ -17,11 +17,11 @@ import numpy as np
 from scipy import integrate, optimize, special
 
 __all__ = [
+    "alpha_spent",
     "bernoulli_variance",
     "beta_expected_loss",
     "beta_probability_greater",
     "chi_square_goodness_of_fit",
-    "alpha_spent",
     "default_mixing_variance",
     "group_sequential_bounds",
     "mixing_variance_at_plan",
@@ -236,42 +236,51 @@ def group_sequential_bounds(
     infinite boundary. ``fractions`` must be non-decreasing in (0, 1].
     """
     bounds: list[tuple[float, float]] = []
-    grid = weights = density = np.empty(0)
+    grid = mass = np.empty(0)  # grid points and density x Simpson weight of surviving paths
     previous_fraction = spent = 0.0
     for fraction in fractions:
         target = alpha_spent(fraction, alpha, spending)
-        increment = fraction - previous_fraction
-        share = target - spent
+        increment, share = fraction - previous_fraction, target - spent
         if increment <= 0.0 or share <= 1e-15:
             bounds.append((math.inf, spent))
             continue
-        root_t, root_step = math.sqrt(fraction), math.sqrt(increment)
-        if density.size == 0:
+        if grid.size == 0:
             critical = float(special.ndtri(1.0 - share / 2.0))
         else:
-            mass = weights * density
-
-            def crossing(c: float) -> float:
-                edge = c * root_t
-                tails = special.ndtr((-edge - grid) / root_step) + special.ndtr(
-                    (grid - edge) / root_step
-                )
-                return float(mass @ tails) - share
-
-            critical = float(optimize.brentq(crossing, 1e-6, 40.0, xtol=1e-12))
-        edge = min(critical, _GRID_DEVIATIONS) * root_t
-        new_grid = np.linspace(-edge, edge, _GRID_POINTS)
-        new_weights = _simpson_weights(_GRID_POINTS, 2.0 * edge / (_GRID_POINTS - 1))
-        if density.size == 0:
-            density = np.exp(-0.5 * new_grid**2 / fraction) / math.sqrt(2.0 * math.pi * fraction)
-        else:
-            kernel = np.exp(-0.5 * ((new_grid[:, None] - grid[None, :]) / root_step) ** 2)
-            density = kernel @ (weights * density) / (root_step * math.sqrt(2.0 * math.pi))
-        grid, weights = new_grid, new_weights
-        spent = target
-        previous_fraction = fraction
+            critical = _next_boundary(grid, mass, math.sqrt(fraction), math.sqrt(increment), share)
+        grid, mass = _surviving(grid, mass, critical, fraction, increment)
+        spent, previous_fraction = target, fraction
         bounds.append((critical, spent))
     return bounds
+
+
+def _next_boundary(
+    grid: np.ndarray, mass: np.ndarray, root_t: float, root_step: float, share: float
+) -> float:
+    """The boundary whose crossing probability from the surviving paths is ``share``."""
+
+    def crossing(critical: float) -> float:
+        edge = critical * root_t
+        tails = special.ndtr((-edge - grid) / root_step) + special.ndtr((grid - edge) / root_step)
+        return float(mass @ tails) - share
+
+    return float(optimize.brentq(crossing, 1e-6, 40.0, xtol=1e-12))
+
+
+def _surviving(
+    grid: np.ndarray, mass: np.ndarray, critical: float, fraction: float, increment: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid and weighted sub-density at ``fraction`` of the paths inside ``+/-critical``."""
+    edge = min(critical, _GRID_DEVIATIONS) * math.sqrt(fraction)
+    new_grid = np.linspace(-edge, edge, _GRID_POINTS)
+    weights = _simpson_weights(_GRID_POINTS, 2.0 * edge / (_GRID_POINTS - 1))
+    if grid.size == 0:
+        density = np.exp(-0.5 * new_grid**2 / fraction) / math.sqrt(2.0 * math.pi * fraction)
+    else:
+        root_step = math.sqrt(increment)
+        kernel = np.exp(-0.5 * ((new_grid[:, None] - grid[None, :]) / root_step) ** 2)
+        density = kernel @ mass / (root_step * math.sqrt(2.0 * math.pi))
+    return new_grid, weights * density
 
 
 # --- Bayesian -----------------------------------------------------------------------------------
@@ -294,7 +303,7 @@ def beta_probability_greater(a1: float, b1: float, a2: float, b2: float) -> floa
         return _beta_greater_by_quadrature(a1, b1, a2, b2)
     if not integer or min(integer)[0] > _BETA_SUM_MAX_TERMS:
         return _beta_greater_by_quantiles(a1, b1, a2, b2)
-    length, which = min(integer)
+    _, which = min(integer)
     if which == "a1":
         return _beta_sum(a1, b1, a2, b2)
     if which == "a2":

@@ -78,8 +78,7 @@ def _check_prior(prior: object, kind: type) -> BetaPrior:
         )
     if kind is not Proportion:
         raise InvalidInputError(
-            f"prior applies to conversion metrics (Proportion) only, got {kind.__name__} "
-            "summaries"
+            f"prior applies to conversion metrics (Proportion) only, got {kind.__name__} summaries"
         )
     return prior
 

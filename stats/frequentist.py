@@ -195,7 +195,9 @@ def compare_means(
     return result
 
 
-def means_comparison(control: MeanSummary, treatment: MeanSummary, level: float) -> ComparisonResult:
+def means_comparison(
+    control: MeanSummary, treatment: MeanSummary, level: float
+) -> ComparisonResult:
     """:func:`compare_means` on validated input, without the warning."""
     reasons = _size_reasons(control.n, treatment.n, minimum=2)
     variance_c = control.variance / control.n if control.n else math.nan

@@ -272,8 +272,7 @@ def _information(
     given = [v for v in (planned_visitors, planned_variance) if v is not None]
     if len(given) != 1:
         raise InvalidInputError(
-            "exactly one of planned_visitors and planned_variance must be given, got "
-            f"{len(given)}"
+            f"exactly one of planned_visitors and planned_variance must be given, got {len(given)}"
         )
     name = "planned_visitors" if planned_visitors is not None else "planned_variance"
     plan = check_finite(name, given[0])

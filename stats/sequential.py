@@ -17,7 +17,6 @@ import math
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from stats import _formulas
 from stats._validate import check_confidence_level, check_finite, check_sequence
@@ -368,4 +367,3 @@ def msprt(
         lift=kind,
         null=null,
     )
-

@@ -190,7 +190,7 @@ def _sequential(
     looks = [(summary_of(metric, day[0]), summary_of(metric, day[index])) for day in cumulative]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        seq = stats.msprt(looks=looks, confidence_level=level)  # type: ignore[type-var]
+        seq = stats.msprt(looks=looks, confidence_level=level)
         series = tuple(
             SeriesPoint(
                 date=day,

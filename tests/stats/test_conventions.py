@@ -4,14 +4,15 @@ worked example, and the consistent API (new names, deprecated aliases)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from scipy import integrate
 from scipy import stats as scipy_stats
+from statsmodels.stats import proportion as sm_proportion
 from statsmodels.stats._delta_method import NonlinearDeltaCov
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
-from statsmodels.stats import proportion as sm_proportion
 
 from stats import (
     JEFFREYS_PRIOR,
@@ -80,7 +81,9 @@ def test_relative_lift_test_matches_the_delta_method_wald_test(
     statistic, pvalue = delta.wald_test(np.zeros(1))
     assert result.relative_statistic**2 == pytest.approx(float(statistic), rel=1e-10)
     assert result.relative_pvalue == pytest.approx(float(pvalue), rel=1e-10)
-    assert (result.relative_pvalue < 0.05) == (not result.relative_ci[0] < 0 < result.relative_ci[1])
+    assert (result.relative_pvalue < 0.05) == (
+        not result.relative_ci[0] < 0 < result.relative_ci[1]
+    )
 
 
 def test_ratio_comparison_shows_each_variants_standard_error() -> None:
@@ -94,7 +97,9 @@ def test_ratio_comparison_shows_each_variants_standard_error() -> None:
         parts, (result.control_standard_error, result.treatment_standard_error), strict=True
     ):
         covariance = np.cov(np.vstack([x, y]), ddof=1) / x.size
-        delta = NonlinearDeltaCov(lambda p: np.array([p[0] / p[1]]), np.array([x.mean(), y.mean()]), covariance)
+        delta = NonlinearDeltaCov(
+            lambda p: np.array([p[0] / p[1]]), np.array([x.mean(), y.mean()]), covariance
+        )
         assert se == pytest.approx(float(np.sqrt(delta.cov()[0, 0])), rel=1e-10)
     assert result.standard_error == pytest.approx(
         math.hypot(result.control_standard_error, result.treatment_standard_error), rel=1e-12
@@ -111,10 +116,11 @@ def _around(a: float, b: float) -> tuple[float, float]:
     return max(mean - spread, 0.0), min(mean + spread, 1.0)
 
 
-def _integrate(function: object, a: float, b: float) -> float:
+def _integrate(function: Callable[[float], float], a: float, b: float) -> float:
+    low, high = _around(a, b)
     value, _ = integrate.quad(
-        function, *_around(a, b), points=[a / (a + b)], epsabs=1e-14, epsrel=1e-12, limit=400
-    )  # type: ignore[call-overload]
+        function, low, high, points=[a / (a + b)], epsabs=1e-14, epsrel=1e-12, limit=400
+    )
     return float(value)
 
 
@@ -127,7 +133,9 @@ def _reference(a_c: float, b_c: float, a_t: float, b_t: float) -> tuple[float, f
 
     def excess(x: float) -> float:
         mean = a_c / (a_c + b_c)
-        return float(mean * scipy_stats.beta.sf(x, a_c + 1, b_c) - x * scipy_stats.beta.sf(x, a_c, b_c))
+        return float(
+            mean * scipy_stats.beta.sf(x, a_c + 1, b_c) - x * scipy_stats.beta.sf(x, a_c, b_c)
+        )
 
     loss = _integrate(lambda x: scipy_stats.beta.pdf(x, a_t, b_t) * excess(x), a_t, b_t)
     return chance, loss
@@ -157,7 +165,9 @@ def test_informative_prior_is_pseudo_data() -> None:
     shifted = chance_to_beat_control(
         control=Proportion(180, 5999), treatment=Proportion(219, 5999), prior=UNIFORM_PRIOR
     )
-    assert informed.chance_to_beat_control == pytest.approx(shifted.chance_to_beat_control, rel=1e-12)
+    assert informed.chance_to_beat_control == pytest.approx(
+        shifted.chance_to_beat_control, rel=1e-12
+    )
     assert informed.expected_loss == pytest.approx(shifted.expected_loss, rel=1e-10)
     flat = chance_to_beat_control(control=control, treatment=treatment)
     assert informed.chance_to_beat_control < flat.chance_to_beat_control  # shrunk towards 3%
@@ -183,11 +193,15 @@ def test_invalid_priors() -> None:
         BetaPrior(0.0, 1.0)
     with pytest.raises(InvalidInputError, match="prior applies to conversion metrics"):
         chance_to_beat_control(
-            control=MeanSummary(3, 3.0, 5.0), treatment=MeanSummary(3, 4.0, 8.0), prior=JEFFREYS_PRIOR
+            control=MeanSummary(3, 3.0, 5.0),
+            treatment=MeanSummary(3, 4.0, 8.0),
+            prior=JEFFREYS_PRIOR,
         )
     with pytest.raises(InvalidInputError, match="prior must be a BetaPrior or None"):
         chance_to_beat_control(
-            control=Proportion(1, 2), treatment=Proportion(1, 2), prior=(1, 1)  # type: ignore[arg-type]
+            control=Proportion(1, 2),
+            treatment=Proportion(1, 2),
+            prior=(1, 1),  # type: ignore[arg-type]
         )
 
 
@@ -224,7 +238,9 @@ def test_cohens_h_and_unpooled_match_normal_ind_power(baseline: float, mde: floa
     assert sample_size(baseline=baseline, mde=mde, method="unpooled") == math.ceil(expected)
 
 
-@pytest.mark.parametrize(("effect", "level", "power"), [(0.25, 0.95, 0.8), (0.1, 0.99, 0.9), (0.8, 0.95, 0.8)])
+@pytest.mark.parametrize(
+    ("effect", "level", "power"), [(0.25, 0.95, 0.8), (0.1, 0.99, 0.9), (0.8, 0.95, 0.8)]
+)
 def test_t_based_plan_matches_ttest_ind_power(effect: float, level: float, power: float) -> None:
     n = sample_size(
         mde=effect * 3.0, relative=False, kind="mean", std=3.0, method="t",
@@ -277,4 +293,6 @@ def test_counts_accept_integral_floats() -> None:
 def test_srm_reports_degrees_of_freedom() -> None:
     result = srm_test(visitors=[315, 108, 101, 32], weights=[9, 3, 3, 1])
     assert result.df == 3
-    assert result.pvalue == pytest.approx(float(scipy_stats.chi2.sf(result.statistic, 3)), rel=1e-12)
+    assert result.pvalue == pytest.approx(
+        float(scipy_stats.chi2.sf(result.statistic, 3)), rel=1e-12
+    )

@@ -76,8 +76,11 @@ def test_test_on_a_stream_rejects_at_the_first_crossing() -> None:
 
 
 def test_looks_past_the_plan_spend_nothing() -> None:
-    looks = [(Proportion(30, 1000), Proportion(35, 1000)), (Proportion(60, 2000), Proportion(80, 2000)),
-             (Proportion(90, 3000), Proportion(150, 3000))]  # fmt: skip
+    looks = [
+        (Proportion(30, 1000), Proportion(35, 1000)),
+        (Proportion(60, 2000), Proportion(80, 2000)),
+        (Proportion(90, 3000), Proportion(150, 3000)),
+    ]
     result = group_sequential(looks=looks, planned_visitors=2000, spending="pocock")
     assert result.information_fractions == (0.5, 1.0, 1.0)
     assert math.isinf(result.boundaries[2])
@@ -92,7 +95,10 @@ def test_undefined_looks_are_reported() -> None:
     assert math.isnan(result.statistics[0]) and math.isinf(result.boundaries[0])
     assert result.alpha_spent[0] == 0.0
     # The first defined look is designed as a first look at half the information.
-    assert result.boundaries[1] == group_sequential_boundaries(information_fractions=[0.5]).boundaries[0]
+    assert (
+        result.boundaries[1]
+        == group_sequential_boundaries(information_fractions=[0.5]).boundaries[0]
+    )
 
 
 def test_invalid_designs() -> None:

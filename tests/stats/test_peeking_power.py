@@ -19,6 +19,7 @@ from scipy import stats as scipy_stats
 from stats import (
     Estimate,
     Proportion,
+    Spending,
     compare_proportions,
     group_sequential,
     group_sequential_boundaries,
@@ -32,6 +33,7 @@ LOOKS = 20
 RUNS = 10_000
 CHECKED_RUNS = 40
 BASELINE = 0.03
+SPENDINGS: tuple[Spending, ...] = ("obrien_fleming", "pocock")
 MIXTURE_C = -2 * math.log(ALPHA) + math.log(1 - 2 * math.log(ALPHA))
 
 
@@ -66,15 +68,17 @@ def _msprt_rejects(runs: Runs, tuning: float) -> np.ndarray:
     v = np.where(defined, v, 1.0)
     tau2 = MIXTURE_C * v * runs.visitors / tuning
     log_ratio = 0.5 * np.log(v / (v + tau2)) + tau2 * d * d / (2 * v * (v + tau2))
-    return np.any(defined & (log_ratio >= -math.log(ALPHA)), axis=1)
+    rejected: np.ndarray = np.any(defined & (log_ratio >= -math.log(ALPHA)), axis=1)
+    return rejected
 
 
-def _group_sequential_rejects(runs: Runs, spending: str) -> np.ndarray:
+def _group_sequential_rejects(runs: Runs, spending: Spending) -> np.ndarray:
     d, v = _estimates(runs)
     defined = v > 0
     z = np.abs(d) / np.sqrt(np.where(defined, v, 1.0))
-    design = group_sequential_boundaries(information_fractions=LOOKS, spending=spending)  # type: ignore[arg-type]
-    return np.any(defined & (z >= np.array(design.boundaries)), axis=1)
+    design = group_sequential_boundaries(information_fractions=LOOKS, spending=spending)
+    rejected: np.ndarray = np.any(defined & (z >= np.array(design.boundaries)), axis=1)
+    return rejected
 
 
 def _fixed_rejects(runs: Runs) -> np.ndarray:
@@ -83,7 +87,8 @@ def _fixed_rejects(runs: Runs) -> np.ndarray:
     pooled = (runs.control[:, -1] + runs.treatment[:, -1]) / (2 * n)
     se = np.sqrt(pooled * (1 - pooled) * 2 / n)
     d = (runs.treatment[:, -1] - runs.control[:, -1]) / n
-    return np.abs(d) / se >= scipy_stats.norm.ppf(1 - ALPHA / 2)
+    rejected: np.ndarray = np.abs(d) / se >= scipy_stats.norm.ppf(1 - ALPHA / 2)
+    return rejected
 
 
 def _looks(runs: Runs, run: int) -> list[tuple[Proportion, Proportion]]:
@@ -93,7 +98,9 @@ def _looks(runs: Runs, run: int) -> list[tuple[Proportion, Proportion]]:
     ]
 
 
-def _check_public_functions_agree(runs: Runs, planned: int, decisions: dict[str, np.ndarray]) -> None:
+def _check_public_functions_agree(
+    runs: Runs, planned: int, decisions: dict[str, np.ndarray]
+) -> None:
     for run in range(CHECKED_RUNS):
         looks = _looks(runs, run)
         planned_msprt = msprt(looks=looks, planned_visitors=planned)
@@ -103,13 +110,15 @@ def _check_public_functions_agree(runs: Runs, planned: int, decisions: dict[str,
         d, v = _estimates(runs)
         stream = [Estimate(float(d[run, k]), float(v[run, k]), float(n))
                   for k, n in enumerate(runs.visitors) if v[run, k] > 0]  # fmt: skip
-        for spending in ("obrien_fleming", "pocock"):
+        for spending in SPENDINGS:
             by_summaries = group_sequential(
-                looks=looks, planned_visitors=planned, spending=spending  # type: ignore[arg-type]
+                looks=looks, planned_visitors=planned, spending=spending
             )
             assert by_summaries.rejected == decisions[f"group-sequential, {spending}"][run]
             if len(stream) == LOOKS:
-                by_stream = group_sequential(looks=stream, planned_visitors=planned, spending=spending)  # type: ignore[arg-type]
+                by_stream = group_sequential(
+                    looks=stream, planned_visitors=planned, spending=spending
+                )
                 assert by_stream.rejected_at == by_summaries.rejected_at
         fixed = compare_proportions(control=looks[-1][0], treatment=looks[-1][1])
         assert fixed.significant == decisions["fixed horizon"][run]

@@ -187,7 +187,7 @@ def test_invalid_looks() -> None:
             ]
         )
     with pytest.raises(InvalidInputError, match="summaries of one kind"):
-        msprt(looks=[(Proportion(1, 10), MeanSummary(2, 1.0, 1.0))])  # type: ignore[type-var]
+        msprt(looks=[(Proportion(1, 10), MeanSummary(2, 1.0, 1.0))])
     with pytest.raises(InvalidInputError, match=r"looks\[0\] must be a \(control, treatment\)"):
         msprt(looks=[(Proportion(1, 10),)])  # type: ignore[list-item]
     with pytest.raises(InvalidInputError, match=r"mixing_variance must be > 0, got -1\.0"):

@@ -76,9 +76,7 @@ def test_per_look_intervals_have_ratio_one_over_alpha_at_their_edges() -> None:
 
 @PROPERTY_SETTINGS
 @given(
-    st.lists(
-        st.tuples(st.floats(-1, 1), st.floats(1e-4, 1.0)), min_size=1, max_size=30
-    ),
+    st.lists(st.tuples(st.floats(-1, 1), st.floats(1e-4, 1.0)), min_size=1, max_size=30),
     st.floats(-0.5, 0.5),
 )
 def test_pvalues_never_increase_and_reject_exactly_outside_the_interval(
@@ -147,9 +145,9 @@ def test_summaries_and_stream_agree() -> None:
     assert by_summaries.likelihood_ratios == by_stream.likelihood_ratios
 
 
-def _cuped_looks(rng: np.random.Generator, days: int, daily: int, lift: float) -> list[
-    tuple[CupedSummary, CupedSummary]
-]:
+def _cuped_looks(
+    rng: np.random.Generator, days: int, daily: int, lift: float
+) -> list[tuple[CupedSummary, CupedSummary]]:
     looks = []
     values: dict[str, list[np.ndarray]] = {"x_c": [], "y_c": [], "x_t": [], "y_t": []}
     for _ in range(days):
@@ -193,19 +191,19 @@ def test_cuped_ratio_and_relative_inputs_use_their_fixed_horizon_estimates() -> 
 
     ratio_looks = []
     for day in range(1, 4):
-        parts = [
+        ratio_parts = [
             RatioSummary.from_values(
                 numerator=rng.gamma(2.0, 20.0 + 5 * side, 100 * day),
                 denominator=rng.poisson(2.0, 100 * day) + 1.0,
             )
             for side in (0, 1)
         ]
-        ratio_looks.append((parts[0], parts[1]))
+        ratio_looks.append((ratio_parts[0], ratio_parts[1]))
     ratio = msprt(looks=ratio_looks, mixing_variance=4.0)
-    for (control, treatment), (low, high) in zip(ratio_looks, ratio.absolute_intervals, strict=True):
-        fixed = compare_ratios(control=control, treatment=treatment)
-        assert (low + high) / 2 == pytest.approx(fixed.absolute_lift, rel=1e-12)
-        half = _formulas.msprt_half_width(fixed.standard_error**2, 4.0, 0.05)
+    for (ratio_c, ratio_t), (low, high) in zip(ratio_looks, ratio.absolute_intervals, strict=True):
+        by_ratio = compare_ratios(control=ratio_c, treatment=ratio_t)
+        assert (low + high) / 2 == pytest.approx(by_ratio.absolute_lift, rel=1e-12)
+        half = _formulas.msprt_half_width(by_ratio.standard_error**2, 4.0, 0.05)
         assert (high - low) / 2 == pytest.approx(half, rel=1e-12)
 
 
@@ -235,7 +233,9 @@ def test_cuped_adjusted_looks_aa_false_positives_at_or_under_alpha() -> None:
         looks = []
         for day in range(days):
             pair = [
-                CupedSummary(n=int(ends[day]), **{k: float(v[run, side, day]) for k, v in sums.items()})
+                CupedSummary(
+                    n=int(ends[day]), **{k: float(v[run, side, day]) for k, v in sums.items()}
+                )
                 for side in (0, 1)
             ]
             looks.append((pair[0], pair[1]))
