@@ -47,6 +47,7 @@ from stats.multiple_testing import AdjustmentMethod, adjust_pvalues
 from stats.power import PowerKind, days_remaining, minimum_detectable_effect, sample_size
 from stats.results import (
     BayesianResult,
+    BestResult,
     ComparisonResult,
     CupedResult,
     GroupSequentialResult,
@@ -77,6 +78,7 @@ __all__ = [
     "UNIFORM_PRIOR",
     "AdjustmentMethod",
     "BayesianResult",
+    "BestResult",
     "BetaPrior",
     "ComparisonResult",
     "CupedResult",

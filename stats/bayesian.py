@@ -20,7 +20,7 @@ from stats import _formulas
 from stats._comparison import join_reasons
 from stats._validate import check_finite
 from stats.errors import InvalidInputError, warn_undefined
-from stats.results import BayesianResult
+from stats.results import BayesianResult, BestResult
 from stats.summaries import MeanSummary, Proportion
 
 __all__ = [
@@ -218,7 +218,7 @@ def _normal_chance(control: MeanSummary, treatment: MeanSummary) -> BayesianResu
 
 def chance_to_be_best(
     *, variants: Sequence[Proportion] | Sequence[MeanSummary], prior: BetaPrior | None = None
-) -> tuple[float, ...]:
+) -> BestResult:
     r"""Posterior probability that each variant has the highest true value.
 
     .. math::
@@ -240,8 +240,9 @@ def chance_to_be_best(
 
     Returns
     -------
-    tuple of float
-        One probability per variant; they sum to 1. For means with a variant that has fewer
+    BestResult
+        A tuple with one probability per variant (they sum to 1), with ``method`` and
+        ``reason`` like the other results. For means with a variant that has fewer
         than two visitors or no variation, every entry is NaN and an
         :class:`~stats.errors.UndefinedResultWarning` says why.
 
@@ -270,18 +271,20 @@ def chance_to_be_best(
         if len(parameters) == 2:
             (a_0, b_0), (a_1, b_1) = parameters
             chance = _formulas.beta_probability_greater(a_1, b_1, a_0, b_0)
-            return (1.0 - chance, chance)
+            return BestResult((1.0 - chance, chance), method=beta_prior.method, reason=None)
         for a, b in parameters:
             quantiles.append(functools.partial(_beta_quantile, a, b))
             cdfs.append(functools.partial(_beta_cdf, a, b))
-        return _formulas.probability_best(quantiles, cdfs)
+        chances = _formulas.probability_best(quantiles, cdfs)
+        return BestResult(chances, method=beta_prior.method, reason=None)
     summaries = [v for v in variants if isinstance(v, MeanSummary)]
     reason = join_reasons(_normal_reasons([(f"variants[{i}]", s) for i, s in enumerate(summaries)]))
     if reason is not None:
         warn_undefined(reason, stacklevel=2)
-        return tuple(math.nan for _ in summaries)
+        return BestResult((math.nan for _ in summaries), method=NORMAL_METHOD, reason=reason)
     for summary in summaries:
         mean, deviation = summary.mean, math.sqrt(summary.variance / summary.n)
         quantiles.append(functools.partial(_normal_quantile, mean, deviation))
         cdfs.append(functools.partial(_normal_cdf, mean, deviation))
-    return _formulas.probability_best(quantiles, cdfs)
+    chances = _formulas.probability_best(quantiles, cdfs)
+    return BestResult(chances, method=NORMAL_METHOD, reason=None)

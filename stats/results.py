@@ -10,6 +10,7 @@ is defined.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stats import _formulas
@@ -17,6 +18,7 @@ from stats._validate import check_confidence_level
 
 __all__ = [
     "BayesianResult",
+    "BestResult",
     "ComparisonResult",
     "CupedResult",
     "GroupSequentialResult",
@@ -163,6 +165,38 @@ class BayesianResult:
     control_expected_loss: float
     method: str
     reason: str | None
+
+
+class BestResult(tuple[float, ...]):
+    """Posterior chance that each variant is best, in the variants' order.
+
+    A tuple of probabilities (so ``p_control, p_treatment = result`` works) that also carries,
+    like every other result, the ``method`` and the ``reason`` (None when defined).
+    """
+
+    def __new__(cls, chances: Iterable[float], *, method: str, reason: str | None) -> BestResult:
+        result = super().__new__(cls, chances)
+        result._method = method
+        result._reason = reason
+        return result
+
+    _method: str
+    _reason: str | None
+
+    @property
+    def method(self) -> str:
+        """Posterior model used."""
+        return self._method
+
+    @property
+    def reason(self) -> str | None:
+        """Why the chances are NaN; None when they are defined."""
+        return self._reason
+
+    @property
+    def chances(self) -> tuple[float, ...]:
+        """The probabilities as a plain tuple."""
+        return tuple(self)
 
 
 @dataclass(frozen=True)

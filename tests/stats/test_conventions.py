@@ -22,6 +22,7 @@ from stats import (
     MeanSummary,
     Proportion,
     RatioSummary,
+    UndefinedResultWarning,
     chance_to_be_best,
     chance_to_beat_control,
     compare_proportions,
@@ -296,3 +297,14 @@ def test_srm_reports_degrees_of_freedom() -> None:
     assert result.pvalue == pytest.approx(
         float(scipy_stats.chi2.sf(result.statistic, 3)), rel=1e-12
     )
+
+
+def test_chance_to_be_best_is_a_result_that_still_unpacks() -> None:
+    best = chance_to_be_best(variants=[Proportion(10, 100), Proportion(15, 100)])
+    low, high = best
+    assert (low, high) == best.chances and best.reason is None
+    assert best.method == "Beta-Binomial posterior, Beta(1, 1) prior"
+    with pytest.warns(UndefinedResultWarning) as record:
+        undefined = chance_to_be_best(variants=[MeanSummary(1, 2.0, 4.0), MeanSummary(3, 3.0, 5.0)])
+    assert undefined.reason == str(record[0].message)
+    assert all(math.isnan(p) for p in undefined)
