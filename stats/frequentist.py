@@ -10,7 +10,8 @@ position, and returns a :class:`~stats.results.ComparisonResult`.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 from stats import _formulas
 from stats._comparison import build_comparison
@@ -32,6 +33,8 @@ __all__ = [
 
 ProportionError = Literal["pooled", "unpooled"]
 
+S = TypeVar("S", MeanSummary, RatioSummary)
+
 
 def require_summary(name: str, value: object, kind: type) -> None:
     """Raise :class:`InvalidInputError` unless ``value`` is an instance of ``kind``."""
@@ -39,6 +42,21 @@ def require_summary(name: str, value: object, kind: type) -> None:
         raise InvalidInputError(
             f"{name} must be a {kind.__name__}, got {value!r} ({type(value).__name__})"
         )
+
+
+def _checked(
+    kind: type[S],
+    compare: Callable[[S, S, float], ComparisonResult],
+    control: object,
+    treatment: object,
+    confidence_level: object,
+) -> ComparisonResult:
+    """Validate the public arguments, compare, and warn if some field is undefined."""
+    require_summary("control", control, kind)
+    require_summary("treatment", treatment, kind)
+    result = compare(control, treatment, check_confidence_level(confidence_level))  # type: ignore[arg-type]
+    warn_undefined(result.reason, stacklevel=3)
+    return result
 
 
 def _size_reasons(control: int, treatment: int, minimum: int) -> list[str]:
@@ -188,11 +206,7 @@ def compare_means(
     >>> result.absolute_lift, round(result.statistic, 4), round(result.df, 2)
     (1.0, 1.0954, 6.0)
     """
-    require_summary("control", control, MeanSummary)
-    require_summary("treatment", treatment, MeanSummary)
-    result = means_comparison(control, treatment, check_confidence_level(confidence_level))
-    warn_undefined(result.reason, stacklevel=2)
-    return result
+    return _checked(MeanSummary, means_comparison, control, treatment, confidence_level)
 
 
 def means_comparison(
@@ -284,11 +298,7 @@ def compare_ratios(
     >>> result.control_value, result.treatment_value
     (52.5, 65.0)
     """
-    require_summary("control", control, RatioSummary)
-    require_summary("treatment", treatment, RatioSummary)
-    result = ratios_comparison(control, treatment, check_confidence_level(confidence_level))
-    warn_undefined(result.reason, stacklevel=2)
-    return result
+    return _checked(RatioSummary, ratios_comparison, control, treatment, confidence_level)
 
 
 def ratios_comparison(
