@@ -11,6 +11,13 @@ treatment / control - 1; undefined quantities are NaN (or None) with a ``reason`
 """
 
 from stats.bayesian import chance_to_be_best, chance_to_beat_control
+from stats.breakdown import (
+    BREAKDOWN_COLUMNS,
+    breakdown,
+    definition_caps,
+    percentile_cap,
+    slice_labels,
+)
 from stats.cuped import cuped
 from stats.errors import (
     IncompleteLogWarning,
@@ -47,6 +54,7 @@ from stats.tables import COMPARISON_COLUMNS, compare_frame, compare_summaries
 
 __all__ = [
     "AGGREGATE_COLUMNS",
+    "BREAKDOWN_COLUMNS",
     "COMPARISON_COLUMNS",
     "DEFAULT_TUNING_VISITORS",
     "MEAN_COLUMNS",
@@ -71,6 +79,7 @@ __all__ = [
     "Summary",
     "UndefinedResultWarning",
     "adjust_pvalues",
+    "breakdown",
     "chance_to_be_best",
     "chance_to_beat_control",
     "compare_frame",
@@ -80,10 +89,13 @@ __all__ = [
     "compare_summaries",
     "cuped",
     "days_remaining",
+    "definition_caps",
     "definition_metrics",
     "minimum_detectable_effect",
     "msprt",
+    "percentile_cap",
     "sample_size",
+    "slice_labels",
     "srm_test",
     "summarise_aggregates",
     "summarise_visitors",
