@@ -313,6 +313,7 @@ def _context(
         kind=metric.kind.value,
         control=control,
         direction=metric.direction.value,
+        unit=metric.unit,
     )
 
 

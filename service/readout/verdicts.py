@@ -36,8 +36,10 @@ from service.readout.wording import (
     format_interval,
     format_level,
     format_lift,
+    format_number,
     format_pvalue,
     metric_phrase,
+    with_unit,
 )
 
 __all__ = [
@@ -59,6 +61,7 @@ class Context:
     kind: MetricKindName
     control: VariantResult
     direction: DirectionName = "higher"
+    unit: str | None = None
 
     @property
     def alpha(self) -> float:
@@ -95,6 +98,11 @@ def _srm_sentence(srm: SRMCheck) -> str:
 
 def _evidence(context: Context, row: VariantResult) -> str:
     interval = f"{format_level(context.confidence_level)} interval"
+    if context.unit is not None and context.kind != "conversion":
+        before, after = (
+            with_unit(format_number(v), context.unit) for v in (context.control.value, row.value)
+        )
+        interval = f"from {before} to {after}; {interval}"
     interval += f" {format_interval(row.relative_ci)}"
     chance = row.chance_to_beat_control
     tail = f"; {format_chance(chance)} chance to beat control" if chance is not None else ""

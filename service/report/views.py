@@ -23,13 +23,16 @@ from service.readout.model import (
     VerdictKind,
 )
 from service.readout.wording import (
+    DASH,
     describe_pvalue,
     format_chance,
     format_interval,
     format_level,
     format_lift,
+    format_number,
     format_pvalue,
     metric_phrase,
+    with_unit,
 )
 
 __all__ = [
@@ -47,7 +50,6 @@ __all__ = [
     "report_view",
 ]
 
-DASH = "—"
 
 TOTAL_HEADER: Mapping[MetricKindName, str] = {
     "conversion": "Conversions",
@@ -63,31 +65,7 @@ VALUE_HEADER: Mapping[MetricKindName, str] = {
 }
 
 
-def _number(x: float | None, *, signed: bool = False) -> str:
-    if x is None or not math.isfinite(x):
-        return DASH
-    sign = "+" if signed else ""
-    if x == 0:
-        return "0"
-    if abs(x) >= 100:
-        return f"{x:{sign},.0f}"
-    if abs(x) >= 1:
-        return f"{x:{sign},.2f}"
-    return f"{x:{sign}#.3g}"
-
-
-CURRENCY_SYMBOLS = frozenset("£$€¥₹")
-
-
-def with_unit(text: str, unit: str | None) -> str:
-    """A figure with its unit: a currency symbol before it (``£12.40``, ``-£3.10``), any other
-    unit after it (``1.25 orders``)."""
-    if unit is None or text == DASH:
-        return text
-    if unit in CURRENCY_SYMBOLS:
-        sign = text[0] if text[0] in "+-" else ""
-        return f"{sign}{unit}{text[len(sign) :]}"
-    return f"{text} {unit}"
+_number = format_number
 
 
 def _value(kind: MetricKindName, x: float | None, unit: str | None = None) -> str:

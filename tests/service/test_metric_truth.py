@@ -51,9 +51,7 @@ def _traffic(client: TestClient) -> None:
         attributes: dict[str, Any] = {"device": DEVICES[i % 3]}
         if i % 4:
             attributes["returning"] = bool(i % 2)  # a second value: "other" (max_values 1)
-        response = client.post(
-            "/v1/assign", json={"visitor_id": visitor, "attributes": attributes}
-        )
+        response = client.post("/v1/assign", json={"visitor_id": visitor, "attributes": attributes})
         assert response.status_code == 200, response.text
         for _ in range(int(rng.poisson(0.8))):
             value = round(float(rng.lognormal(4, 1)), 2)
@@ -67,7 +65,9 @@ def _traffic(client: TestClient) -> None:
 
 
 def _export(client: TestClient) -> pd.DataFrame:
-    response = client.get(f"/v1/experiments/{KEY}/events", params={"format": "parquet"}, headers=AUTH)
+    response = client.get(
+        f"/v1/experiments/{KEY}/events", params={"format": "parquet"}, headers=AUTH
+    )
     assert response.status_code == 200, response.text
     return pd.read_parquet(io.BytesIO(response.content))
 
