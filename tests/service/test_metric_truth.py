@@ -16,6 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import stats
+from service.client import breakdown_frame
+from service.readout.model import ExperimentResults
 from tests.service.conftest import AUTH, create_running
 
 KEY = "capped-kilts"
@@ -152,6 +154,16 @@ def test_the_breakdown_equals_the_stats_helper_on_the_export(client: TestClient)
                     adjusted = float(theirs.pvalue_adjusted.iloc[0])
                     assert adjusted == pytest.approx(row["adjusted_pvalue"], rel=1e-9)
                 assert block["family_size"] == len(slices)
+    # the client's tidy frame holds the same numbers as the helper's, row for row
+    tidy = breakdown_frame(ExperimentResults.model_validate(results))
+    keys = ["slice", "metric", "variant"]
+    merged = tidy.merge(table, on=keys, suffixes=("", "_log"), validate="one_to_one")
+    assert len(merged) == len(tidy) == len(table)
+    assert (merged.visitors == merged.visitors_log).all()
+    for column in ("value", "relative_lift", "pvalue", "pvalue_adjusted", "srm_pvalue"):
+        pd.testing.assert_series_equal(
+            merged[column], merged[f"{column}_log"], check_names=False, rtol=1e-9, atol=1e-12
+        )
 
 
 def test_values_after_max_values_share_the_other_slice(client: TestClient) -> None:
