@@ -17,7 +17,7 @@ DEVICES = ("mobile", "desktop", "tablet")
 
 def _log(visitors: int = 900, seed: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for i in range(visitors):
         visitor, variant = f"v{i}", ("control", "filters")[i % 2]
         device = DEVICES[int(rng.integers(0, 3))]
@@ -108,7 +108,10 @@ def test_percentile_cap_is_the_quantile_of_the_positive_values() -> None:
 
 
 def test_definition_caps_reads_the_caps_and_refuses_nonsense() -> None:
-    metrics = [{"name": "revenue", "kind": "mean", "cap": 500}, {"name": "orders"}]
+    metrics: list[dict[str, object]] = [
+        {"name": "revenue", "kind": "mean", "cap": 500},
+        {"name": "orders"},
+    ]
     assert stats.definition_caps(metrics) == {"revenue": 500.0}
     with pytest.raises(ValueError, match="cap must be a number"):
         stats.definition_caps([{"name": "revenue", "cap": "lots"}])
