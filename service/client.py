@@ -285,6 +285,12 @@ BREAKDOWN_FRAME_COLUMNS = (
 the same."""
 
 
+_NOT_FLOAT = frozenset(
+    {"dimension", "slice", "slice_visitors", "metric", "kind", "direction", "variant"}
+    | {"visitors", "significant", "verdict"}
+)
+
+
 def breakdown_frame(results: ExperimentResults) -> pd.DataFrame:
     """One row per slice, metric and variant (control first, its comparison empty).
 
@@ -325,17 +331,9 @@ def breakdown_frame(results: ExperimentResults) -> pd.DataFrame:
                     )
                 )
     frame = pd.DataFrame(rows, columns=list(BREAKDOWN_FRAME_COLUMNS))
-    for column in (
-        "value",
-        "absolute_lift",
-        "relative_lift",
-        "relative_ci_low",
-        "relative_ci_high",
-        "pvalue",
-        "pvalue_adjusted",
-        "srm_pvalue",
-    ):
-        frame[column] = frame[column].astype("float64")
+    for column in BREAKDOWN_FRAME_COLUMNS:
+        if column not in _NOT_FLOAT:
+            frame[column] = frame[column].astype("float64")
     frame["significant"] = frame["significant"].astype("boolean")
     return frame
 

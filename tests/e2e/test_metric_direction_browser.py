@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from experiments.definitions import Experiment, Status, transition
 from experiments.embedded import EmbeddedRedis
 from experiments.store import Store, TrackEvent
-from tests.conftest import ADMIN_KEY, LiveServer
-from tests.support.store import StoreRunner
+from tests.conftest import LiveServer
+from tests.e2e.conftest import assert_clean, open_page, serve_prefix
 
 pytestmark = pytest.mark.browser
 
@@ -75,28 +74,8 @@ async def _load(store: Store) -> None:
 
 @pytest.fixture(scope="module")
 def service(redis_server: EmbeddedRedis) -> Iterator[LiveServer]:
-    StoreRunner(redis_server.url, PREFIX)(_load)
-    server = LiveServer(
-        {
-            "ABACUS_REDIS_URL": redis_server.url,
-            "ABACUS_KEY_PREFIX": PREFIX,
-            "ABACUS_ADMIN_KEY": ADMIN_KEY,
-        }
-    ).start()
-    yield server
-    server.stop()
-    client = redis.Redis.from_url(redis_server.url)
-    keys = list(client.scan_iter(match=f"{PREFIX}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-def _open(page: Any, url: str) -> None:
-    page.set_extra_http_headers({"Authorization": f"Bearer {ADMIN_KEY}"})
-    page.set_viewport_size({"width": 1200, "height": 900})
-    response = page.goto(url)
-    assert response is not None and response.status == 200
+    with serve_prefix(redis_server.url, PREFIX, _load) as server:
+        yield server
 
 
 def _rgb(hex_colour: str) -> str:
@@ -117,15 +96,10 @@ def _red(page: Any) -> str:
     return _rgb(str(value))
 
 
-def _clean(page: Any) -> None:
-    assert page.console_errors == []
-    assert page.outside_requests == []
-
-
 def test_a_lower_is_better_metric_that_rises_is_losing_in_red(
     service: LiveServer, page: Any, artifacts_dir: Path
 ) -> None:
-    _open(page, f"{service.url}/experiments/refund-watch")
+    open_page(page, f"{service.url}/experiments/refund-watch")
     badge = "#verdict .verdict .badge"
     assert page.locator(badge).inner_text() == "Losing"
     red = _red(page)
@@ -137,22 +111,22 @@ def test_a_lower_is_better_metric_that_rises_is_losing_in_red(
     # the lift chart draws the loss in red too: its legend names the direction
     assert "refunds per visitor (lower is better)" in page.locator("#lifts").inner_text()
     page.screenshot(path=str(artifacts_dir / "report-lower-is-better.png"), full_page=True)
-    _clean(page)
+    assert_clean(page)
 
-    _open(page, service.url + "/")
+    open_page(page, service.url + "/")
     row = 'tr[data-experiment="refund-watch"]'
     verdict_badge = f"{row} .badge-losing"
     assert page.locator(verdict_badge).inner_text() == "Losing"
     assert _colour(page, verdict_badge) == _red(page)
     assert page.locator(f"{row} .badge-winning").count() == 0
     page.screenshot(path=str(artifacts_dir / "dashboard-direction.png"), full_page=True)
-    _clean(page)
+    assert_clean(page)
 
 
 def test_a_harmed_guardrail_raises_its_banner_while_the_primary_wins(
     service: LiveServer, page: Any, artifacts_dir: Path
 ) -> None:
-    _open(page, f"{service.url}/experiments/kilt-guardrail")
+    open_page(page, f"{service.url}/experiments/kilt-guardrail")
     assert page.locator("#verdict .verdict .badge").inner_text() == "Winning"
     banner = page.locator("#guardrail-banner")
     assert banner.is_visible()
@@ -164,12 +138,12 @@ def test_a_harmed_guardrail_raises_its_banner_while_the_primary_wins(
     assert page.locator("#guardrails").is_visible()
     assert page.locator("#metric-refunds .badge").inner_text() == "Losing"
     page.screenshot(path=str(artifacts_dir / "report-guardrail.png"), full_page=True)
-    _clean(page)
+    assert_clean(page)
 
-    _open(page, service.url + "/")
+    open_page(page, service.url + "/")
     row = 'tr[data-experiment="kilt-guardrail"]'
     assert page.locator(f"{row} .badge-winning").inner_text() == "Winning"
     guardrail = page.locator(f"{row} .badge-guardrail")
     assert guardrail.inner_text() == "Guardrail harmed"
     assert _colour(page, f"{row} .badge-guardrail") == _red(page)
-    _clean(page)
+    assert_clean(page)
