@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Literal
 
 import stats
-from experiments.definitions import Experiment, Metric, MetricKind
+from experiments.definitions import Direction, Experiment, Metric, MetricKind
 from experiments.store import SliceTotals, VariantTotals
 from service.readout.model import (
     BREAKDOWN_CAVEAT,
@@ -173,6 +173,10 @@ def _comparison(
             assert not isinstance(treatment, stats.RatioSummary)
             bayes = stats.chance_to_beat_control(control=control, treatment=treatment)
             chance, loss = _num(bayes.chance_to_beat_control), _num(bayes.expected_loss)
+            if metric.direction is Direction.LOWER and chance is not None:
+                # better is lower: the chance the treatment is below the control, and the
+                # expected loss of choosing it, E[max(treatment - control, 0)]
+                chance, loss = 1.0 - chance, _num(bayes.control_expected_loss)
             if bayes.reason:
                 reasons.append(bayes.reason)
     if result.reason:

@@ -83,6 +83,9 @@ def test_a_lower_is_better_metric_that_rises_significantly_is_losing() -> None:
     assert row.verdict is not None and row.verdict.kind is VerdictKind.LOSING
     assert row.verdict.sentence.startswith("Easy returns raised refund rate per visitor by 124%")
     assert "Significant: worse" in row.verdict.sentence
+    # "chance to beat control" follows the direction: beating it means fewer refunds
+    assert row.chance_to_beat_control is not None and row.chance_to_beat_control < 0.001
+    assert "under 0.1% chance to beat control" in row.verdict.sentence
 
 
 def test_a_lower_is_better_metric_that_falls_significantly_is_winning() -> None:
