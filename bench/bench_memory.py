@@ -61,6 +61,13 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--url", help="an empty, throwaway Redis (default: embedded)")
     parser.add_argument("--code", type=Path, help="a checkout whose store to measure")
     parser.add_argument(
+        "--dimensions",
+        type=int,
+        default=0,
+        help="give the experiments this many dimensions (each exposure carries a value of "
+        "each, one of three) to measure what breakdowns cost per visitor",
+    )
+    parser.add_argument(
         "--cluster",
         action="store_true",
         help="run on a throwaway 3-master + 3-replica cluster of Debian's redis-server",
@@ -93,9 +100,18 @@ async def _gather_batches(calls: Sequence[Any]) -> None:
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 
+def _attributes(experiment: Any, i: int) -> str:
+    """A value of each of the experiment's dimensions (one of three) as attributes JSON."""
+    names = [d.name for d in getattr(experiment, "dimensions", [])]
+    if not names:
+        return "{}"
+    return "{" + ",".join(f'"{n}":"v{(i + k) % 3}"' for k, n in enumerate(names)) + "}"
+
+
 async def _expose(store: Any, experiment: Any, visitors: list[str], now_ms: int) -> None:
     def batch(start: int) -> Any:
-        rows = [(v, i % 2, now_ms, "{}") for i, v in enumerate(visitors[start : start + BATCH])]
+        chunk = visitors[start : start + BATCH]
+        rows = [(v, i % 2, now_ms, _attributes(experiment, i)) for i, v in enumerate(chunk)]
         return lambda: store.record_exposure_batch(experiment, rows)
 
     await _gather_batches([batch(s) for s in range(0, len(visitors), BATCH)])
@@ -116,10 +132,12 @@ async def _track(
     await _gather_batches([batch(s) for s in range(0, len(visitors), BATCH)])
 
 
-def _running(key: str, now_s: float) -> Any:
+def _running(key: str, now_s: float, dimensions: int = 0) -> Any:
     from experiments.definitions import Experiment, Status, transition
 
-    draft = Experiment.model_validate({**DEFINITION, "key": key, "created_at": now_s - 3600})
+    extra = {"dimensions": [f"d{k}" for k in range(dimensions)]} if dimensions else {}
+    definition = {**DEFINITION, **extra, "key": key, "created_at": now_s - 3600}
+    draft = Experiment.model_validate(definition)
     return transition(draft, Status.RUNNING, now=now_s - 3600)
 
 
@@ -238,8 +256,8 @@ async def main() -> None:
         now_ms = int(time.time() * 1000)
         quiet = Store(client, Keyspace("mem"), log_max_length=0)
         logged = Store(client, Keyspace("mem"), log_max_length=1_000_000)
-        a = await _create(quiet, _running("quiet", now_ms / 1000))
-        b = await _create(logged, _running("logged", now_ms / 1000))
+        a = await _create(quiet, _running("quiet", now_ms / 1000, args.dimensions))
+        b = await _create(logged, _running("logged", now_ms / 1000, args.dimensions))
 
         async def step(label: str, work: Any) -> float:
             for node in nodes:
@@ -282,7 +300,7 @@ async def main() -> None:
         print(f"=> activity-log entry per event: {activity:.1f} B")
         await _key_report(nodes, "mem:*logged*", cluster is not None)
         await _delete_latency(nodes, logged, b)
-        again = await _create(logged, _running("logged", time.time()))
+        again = await _create(logged, _running("logged", time.time(), args.dimensions))
         totals = await logged.totals(again)
         print(f"re-created experiment: n = {[t.n for t in totals]}")
     finally:

@@ -19,6 +19,8 @@ from experiments.limits import EVENT_NAME_PATTERN, EVENT_NAME_RULE, KEY_PATTERN,
 
 __all__ = [
     "ConversionPrior",
+    "Dimension",
+    "Direction",
     "Experiment",
     "ExperimentPatch",
     "ExperimentSpec",
@@ -56,6 +58,17 @@ class MetricKind(StrEnum):
     RATIO = "ratio"
 
 
+class Direction(StrEnum):
+    """Which way a metric is better: up (revenue) or down (refunds, load time)."""
+
+    HIGHER = "higher"
+    LOWER = "lower"
+
+
+MAX_DIMENSIONS = 5
+DEFAULT_DIMENSION_VALUES = 20
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -73,6 +86,50 @@ class Metric(_Frozen):
     numerator: Slug | None = None
     denominator: Slug | None = None
     primary: bool = False
+    direction: Direction = Field(
+        default=Direction.HIGHER, description="which way is better: 'higher' or 'lower'"
+    )
+    guardrail: bool = Field(
+        default=False, description="a metric that must not get worse, shown in its own section"
+    )
+    non_inferiority_margin: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="guardrails only: the relative harm tolerated (0.02 = 2%); the guardrail "
+        "is flagged when its interval cannot rule out a larger harm",
+    )
+    cap: float | None = Field(
+        default=None,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="mean and count metrics: each visitor's total counts at most this much",
+    )
+    unit: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="shown with the values: a currency symbol (£, $, €) before them, "
+        "anything else (orders, s) after them",
+    )
+
+    @model_validator(mode="after")
+    def _extras_match_kind(self) -> Self:
+        if self.non_inferiority_margin is not None and not self.guardrail:
+            raise ValueError(
+                f"metric {self.name!r}: non_inferiority_margin is for guardrails; "
+                "set 'guardrail': true or drop the margin"
+            )
+        if self.cap is not None and self.kind not in {MetricKind.MEAN, MetricKind.COUNT}:
+            raise ValueError(
+                f"metric {self.name!r}: cap applies to mean and count metrics, got kind "
+                f"{self.kind.value!r} (a ratio is capped through the caps of its two parts)"
+            )
+        if self.primary and self.guardrail:
+            raise ValueError(f"metric {self.name!r}: the primary metric cannot be a guardrail")
+        return self
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> Self:
@@ -101,6 +158,21 @@ class ConversionPrior(_Frozen):
 
     a: float = Field(gt=0.0, le=1e9, allow_inf_nan=False)
     b: float = Field(gt=0.0, le=1e9, allow_inf_nan=False)
+class Dimension(_Frozen):
+    """An attribute given at assignment whose values the results can be broken down by."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    max_values: int = Field(
+        default=DEFAULT_DIMENSION_VALUES,
+        ge=1,
+        le=50,
+        description="the first this many distinct values get a slice each; later ones: 'other'",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: object) -> object:
+        return {"name": data} if isinstance(data, str) else data
 
 
 class ExperimentSpec(_Frozen):
@@ -135,6 +207,10 @@ class ExperimentSpec(_Frozen):
         default=None,
         description="Beta prior of conversion rates for the chance to beat control; "
         "None means Beta(1, 1)",
+    dimensions: list[Dimension] = Field(
+        default_factory=list,
+        max_length=MAX_DIMENSIONS,
+        description="attributes given at assignment to break results down by (at most 5)",
     )
 
     @model_validator(mode="before")
@@ -168,6 +244,10 @@ class ExperimentSpec(_Frozen):
                 raise ValueError(
                     f"metrics: exactly one must be primary, got {len(primaries)} ({primaries})"
                 )
+        dimensions = [d.name for d in self.dimensions]
+        repeated = sorted({d for d in dimensions if dimensions.count(d) > 1})
+        if repeated:
+            raise ValueError(f"dimensions: names must be unique, got duplicates {repeated}")
         by_name = {m.name: m for m in self.metrics}
         for metric in self.metrics:
             if metric.kind is not MetricKind.RATIO:

@@ -23,6 +23,11 @@ key                            type    contents
                                        cross-product sum of a ratio metric's two parts
 ``P:{T}:G:d:D``                hash    the same fields, holding that UTC day's increments
 ``P:{T}:G:days``               set     the days that have a ``d:`` hash
+``P:{T}:G:x:K``                hash    the ``agg`` fields of dimension ``K`` (its position in the
+                                       definition) per slice ``C`` (one character): ``C:n:V``,
+                                       ``C:M:V:sum``, ... (only for experiments with dimensions)
+``P:{E}:G:dims``               hash    the dimension values' slices: ``K:value`` -> slice index
+                                       (the first ``max_values`` values), ``#K`` -> how many
 ``P:{T}:G:log``                stream  raw log, one field ``x`` (exposure) or ``e`` (credited
                                        event) holding a packed entry (see ``store.codec``)
 ``P:{A}:log``                  stream  every tracked event of every visitor, credited or not:
@@ -127,6 +132,9 @@ class ShardKeys:
     def day(self, day: str) -> str:
         return f"{self.base}:d:{day}"
 
+    def dimension(self, position: int) -> str:
+        return f"{self.base}:x:{position}"
+
     def assign(self, slice_: int) -> str:
         return f"{self.base}:a:{slice_}"
 
@@ -161,6 +169,10 @@ class Keyspace:
 
     def shard(self, experiment: str, generation: int, shard: int, shards: int) -> ShardKeys:
         return ShardKeys(f"{self.prefix}:{{{_tag(experiment, shard, shards)}}}:{generation}")
+
+    def dimension_values(self, experiment: str, generation: int) -> str:
+        """The registry of an experiment generation's dimension values (its own slot)."""
+        return f"{self.prefix}:{{{experiment}}}:{generation}:dims"
 
     def activity(self, shard: int, shards: int) -> ActivityKeys:
         return ActivityKeys(f"{self.prefix}:{{{_tag('_activity', shard, shards)}}}")

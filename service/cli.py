@@ -155,7 +155,10 @@ def _readout(args: argparse.Namespace) -> tuple[Experiment, ExperimentResults]:
 
     path = f"/v1/experiments/{quote(args.key, safe='')}"
     experiment = Experiment.model_validate(_http(args, "GET", path))
-    return experiment, ExperimentResults.model_validate(_http(args, "GET", path + "/results"))
+    dimension = getattr(args, "dimension", None)
+    query = "" if dimension is None else f"?dimension={quote(dimension, safe='')}"
+    results = _http(args, "GET", path + "/results" + query)
+    return experiment, ExperimentResults.model_validate(results)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -274,12 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write an experiment's report as one HTML file")
     report.add_argument("key", help="experiment key")
     report.add_argument("--out", required=True, help="file to write, e.g. report.html")
+    report.add_argument("--dimension", help="include the breakdown by this dimension")
     report.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
     report.set_defaults(run=_report)
 
     results = sub.add_parser("results", help="print an experiment's read-out as tables")
     results.add_argument("key", help="experiment key")
     results.add_argument("--json", action="store_true", help="print the read-out as JSON")
+    results.add_argument("--dimension", help="also break the results down by this dimension")
     results.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
     results.set_defaults(run=_results)
 

@@ -31,7 +31,14 @@ from stats.errors import IncompleteLogWarning
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Client", "ClientError", "Download", "IncompleteLogWarning"]
+__all__ = [
+    "BREAKDOWN_FRAME_COLUMNS",
+    "Client",
+    "ClientError",
+    "Download",
+    "IncompleteLogWarning",
+    "breakdown_frame",
+]
 
 EventsFormat = Literal["parquet", "csv", "json"]
 SummaryFormat = Literal["json", "csv"]
@@ -128,14 +135,23 @@ class Client:
         body: dict[str, Any] = self._get(_path(key)).json()
         return body
 
-    def results(self, key: str) -> ExperimentResults:
+    def results(self, key: str, *, dimension: str | None = None) -> ExperimentResults:
         """The statistical read-out, as the report shows it (``GET .../results``), typed.
 
         Attributes, not keys: ``results.primary.treatments[0].relative_lift``, each row's
         ``verdict``, ``results.srm.mismatch``. A field the service renamed or dropped raises
-        :class:`pydantic.ValidationError` here rather than reading as missing.
+        :class:`pydantic.ValidationError` here rather than reading as missing. With
+        ``dimension`` the read-out carries its ``breakdown`` by that dimension.
         """
-        return ExperimentResults.model_validate_json(self._get(_path(key, "results")).content)
+        params = {} if dimension is None else {"dimension": dimension}
+        response = self._get(_path(key, "results"), **params)
+        return ExperimentResults.model_validate_json(response.content)
+
+    def breakdown(self, key: str, dimension: str) -> pd.DataFrame:
+        """The comparison per value of ``dimension`` as a tidy DataFrame (see
+        :func:`breakdown_frame`); ``stats.breakdown`` computes the same from the events export.
+        """
+        return breakdown_frame(self.results(key, dimension=dimension))
 
     def summary(self, key: str, *, daily: bool = False) -> pd.DataFrame:
         """Per-variant, per-metric sufficient statistics as a DataFrame.
@@ -243,6 +259,83 @@ class Client:
                 stacklevel=2,
             )
         return frame
+
+
+BREAKDOWN_FRAME_COLUMNS = (
+    "dimension",
+    "slice",
+    "slice_visitors",
+    "srm_pvalue",
+    "metric",
+    "kind",
+    "direction",
+    "variant",
+    "visitors",
+    "value",
+    "absolute_lift",
+    "relative_lift",
+    "relative_ci_low",
+    "relative_ci_high",
+    "pvalue",
+    "pvalue_adjusted",
+    "significant",
+    "verdict",
+)
+"""Columns of :func:`breakdown_frame`; those it shares with ``stats.BREAKDOWN_COLUMNS`` mean
+the same."""
+
+
+_NOT_FLOAT = frozenset(
+    {"dimension", "slice", "slice_visitors", "metric", "kind", "direction", "variant"}
+    | {"visitors", "significant", "verdict"}
+)
+
+
+def breakdown_frame(results: ExperimentResults) -> pd.DataFrame:
+    """One row per slice, metric and variant (control first, its comparison empty).
+
+    ``pvalue_adjusted`` is Holm-adjusted across the slices of each metric; ``verdict`` is the
+    row's verdict kind (``winning``, ``losing``, ...). Raises ``ValueError`` when the read-out
+    has no breakdown (ask :meth:`Client.results` with ``dimension``).
+    """
+    import pandas as pd
+
+    breakdown = results.breakdown
+    if breakdown is None:
+        raise ValueError("results has no breakdown: ask for it with dimension=NAME")
+    rows = []
+    for part in breakdown.slices:
+        for metric in part.metrics:
+            for row in metric.variants:
+                ci = row.relative_ci
+                rows.append(
+                    (
+                        breakdown.dimension,
+                        part.value,
+                        part.visitors,
+                        part.srm.pvalue,
+                        metric.name,
+                        metric.kind,
+                        metric.direction,
+                        row.variant,
+                        row.visitors,
+                        row.value,
+                        row.absolute_lift,
+                        row.relative_lift,
+                        None if ci is None else ci[0],
+                        None if ci is None else ci[1],
+                        row.pvalue,
+                        row.adjusted_pvalue,
+                        None if row.verdict is None else row.significant,
+                        None if row.verdict is None else row.verdict.kind.value,
+                    )
+                )
+    frame = pd.DataFrame(rows, columns=list(BREAKDOWN_FRAME_COLUMNS))
+    for column in BREAKDOWN_FRAME_COLUMNS:
+        if column not in _NOT_FLOAT:
+            frame[column] = frame[column].astype("float64")
+    frame["significant"] = frame["significant"].astype("boolean")
+    return frame
 
 
 @contextmanager

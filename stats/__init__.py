@@ -17,6 +17,13 @@ from stats.bayesian import (
     chance_to_be_best,
     chance_to_beat_control,
 )
+from stats.breakdown import (
+    BREAKDOWN_COLUMNS,
+    breakdown,
+    definition_caps,
+    percentile_cap,
+    slice_labels,
+)
 from stats.cuped import cuped
 from stats.errors import (
     IncompleteLogWarning,
@@ -69,6 +76,7 @@ from stats.tables import COMPARISON_COLUMNS, compare_frame, compare_summaries
 
 __all__ = [
     "AGGREGATE_COLUMNS",
+    "BREAKDOWN_COLUMNS",
     "COMPARISON_COLUMNS",
     "DEFAULT_TUNING_VISITORS",
     "JEFFREYS_PRIOR",
@@ -104,6 +112,7 @@ __all__ = [
     "Summary",
     "UndefinedResultWarning",
     "adjust_pvalues",
+    "breakdown",
     "chance_to_be_best",
     "chance_to_beat_control",
     "compare_frame",
@@ -113,13 +122,16 @@ __all__ = [
     "compare_summaries",
     "cuped",
     "days_remaining",
+    "definition_caps",
     "definition_metrics",
     "group_sequential",
     "group_sequential_boundaries",
     "minimum_detectable_effect",
     "msprt",
     "msprt_stream",
+    "percentile_cap",
     "sample_size",
+    "slice_labels",
     "srm_test",
     "summarise_aggregates",
     "summarise_visitors",

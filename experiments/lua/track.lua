@@ -1,23 +1,30 @@
 -- Credit one event to one experiment for one visitor, updating every metric it feeds.
--- KEYS: assign agg day days log state ids0 ids1 ids2 ids3 ids4 other_states...
--- ARGV: visitor value timestamp_ms day log_max_length event_id expire_at_ms log_entry specs...
+-- KEYS: assign agg day days log state ids0 ids1 ids2 ids3 ids4 more_keys...
+-- ARGV: visitor value timestamp_ms day log_max_length event_id expire_at_ms log_entry dimensions specs...
 --   assign  the visitor's slice of the assignment hash    agg, day  the shard's aggregates
 --   days    the set of days with a day hash                log       the shard's raw log
 --   state   the visitor's slice of the tracked event's per-visitor "count:sum" hash
 --   ids0..ids4  the visitor's slice of the event-id window parts, newest first (ids0 is
---     written, all are read)    other_states  state slices of other events ratio metrics read
+--     written, all are read)    more_keys  the shard's per-dimension aggregates (ARGV
+--     dimensions of them, in the definition's order), then the state slices of other events
+--     that ratio metrics read
 --   visitor  the packed visitor id    value  the value as sent (string)    day  YYYYMMDD
 --   log_max_length  0 = no log    event_id  digest of (visitor, event id), or '' for none
 --   expire_at_ms  when ids0 may go    log_entry  the packed log entry, its second character a
 --     placeholder for the variant (one base-32 digit)
---   specs  a count, then per metric spec 6 values: name, kind ('conversion' | 'mean' |
---     'count' | 'ratio'), and for a ratio the numerator kind, numerator state KEYS index,
---     denominator kind and denominator index (for other kinds '', 0, '', 0)
+--   dimensions  how many dimension aggregate keys follow the fixed KEYS
+--   specs  a count, then per metric spec 9 values: name, kind ('conversion' | 'mean' |
+--     'count' | 'ratio'), cap ('' for none), and for a ratio the numerator kind, KEYS index
+--     and cap, the denominator kind, KEYS index and cap (for other kinds '', 0, '' twice)
+-- The assignment value is "exposed_ms * 32 + variant", followed, when the experiment has
+-- dimensions, by ":" and one character per dimension: the visitor's slice of that dimension.
+-- A cap bounds each visitor's total: the aggregates move by the change of the capped total.
 -- Returns {code, variant index}: code 1 credited, 0 visitor not exposed, 2 event before the
 -- exposure, 3 duplicate event id.
 local assigned = redis.call('HGET', KEYS[1], ARGV[1])
 if not assigned then return {0, -1} end
-local packed = tonumber(assigned)
+local number, slices = string.match(assigned, '^(%d+):?(.*)$')
+local packed = tonumber(number)
 local v = packed % 32
 if tonumber(ARGV[3]) < (packed - v) / 32 then return {2, v} end
 if ARGV[6] ~= '' then
@@ -27,6 +34,7 @@ if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[7], ARGV[6], 1)
   redis.call('PEXPIREAT', KEYS[7], ARGV[7])
 end
+local dimensions = tonumber(ARGV[9])
 
 local function read_state(key)
   local raw = redis.call('HGET', key, ARGV[1])
@@ -35,13 +43,18 @@ local function read_state(key)
   return tonumber(c), tonumber(s)
 end
 
-local function metric_value(kind, c, s)
+local function metric_value(kind, c, s, cap)
+  local x = c
   if kind == 'conversion' then
     if c > 0 then return 1 else return 0 end
   elseif kind == 'mean' then
-    return s
+    x = s
   end
-  return c
+  if cap ~= '' then
+    local limit = tonumber(cap)
+    if x > limit then x = limit end
+  end
+  return x
 end
 
 -- the shortest of 15 or 17 significant digits that reads back as the same double
@@ -60,7 +73,7 @@ redis.call('HSET', KEYS[6], ARGV[1], c1 .. ':' .. fmt(s1))
 local before, after = {}, {}
 before[6] = {c0, s0}
 after[6] = {c1, s1}
-local function part(kind, index, when)
+local function part(kind, index, cap, when)
   index = tonumber(index)
   if not before[index] then
     local c, s = read_state(KEYS[index])
@@ -68,37 +81,40 @@ local function part(kind, index, when)
     after[index] = {c, s}
   end
   local st = (when == 0) and before[index] or after[index]
-  return metric_value(kind, st[1], st[2])
+  return metric_value(kind, st[1], st[2], cap)
 end
 
-local function add(field, delta)
-  if delta ~= 0 then
-    local d = fmt(delta)
-    redis.call('HINCRBYFLOAT', KEYS[2], field, d)
-    redis.call('HINCRBYFLOAT', KEYS[3], field, d)
+-- text: the increment as written (the client's exact value text for uncapped sums)
+local function add_text(field, text)
+  redis.call('HINCRBYFLOAT', KEYS[2], field, text)
+  redis.call('HINCRBYFLOAT', KEYS[3], field, text)
+  for d = 1, dimensions do
+    local slice = string.sub(slices, d, d)
+    redis.call('HINCRBYFLOAT', KEYS[11 + d], slice .. ':' .. field, text)
   end
 end
 
-local n = tonumber(ARGV[9])
+local function add(field, delta)
+  if delta ~= 0 then add_text(field, fmt(delta)) end
+end
+
+local n = tonumber(ARGV[10])
 for i = 0, n - 1 do
-  local base = 10 + i * 6
-  local name, kind = ARGV[base], ARGV[base + 1]
+  local base = 11 + i * 9
+  local name, kind, cap = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   local prefix = name .. ':' .. v .. ':'
   if kind == 'ratio' then
-    local x0 = part(ARGV[base + 2], ARGV[base + 3], 0)
-    local x1 = part(ARGV[base + 2], ARGV[base + 3], 1)
-    local y0 = part(ARGV[base + 4], ARGV[base + 5], 0)
-    local y1 = part(ARGV[base + 4], ARGV[base + 5], 1)
+    local x0 = part(ARGV[base + 3], ARGV[base + 4], ARGV[base + 5], 0)
+    local x1 = part(ARGV[base + 3], ARGV[base + 4], ARGV[base + 5], 1)
+    local y0 = part(ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], 0)
+    local y1 = part(ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], 1)
     add(prefix .. 'xy', x1 * y1 - x0 * y0)
   else
-    local m0 = metric_value(kind, c0, s0)
-    local m1 = metric_value(kind, c1, s1)
-    if kind == 'mean' then
+    local m0 = metric_value(kind, c0, s0, cap)
+    local m1 = metric_value(kind, c1, s1, cap)
+    if kind == 'mean' and cap == '' then
       -- the exact string the client sent, so sums stay exact to the cent
-      if value ~= 0 then
-        redis.call('HINCRBYFLOAT', KEYS[2], prefix .. 'sum', ARGV[2])
-        redis.call('HINCRBYFLOAT', KEYS[3], prefix .. 'sum', ARGV[2])
-      end
+      if value ~= 0 then add_text(prefix .. 'sum', ARGV[2]) end
     else
       add(prefix .. 'sum', m1 - m0)
     end

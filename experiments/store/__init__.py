@@ -21,28 +21,32 @@ from experiments.store.codec import day_of
 from experiments.store.definitions import DefinitionsMixin as _Definitions
 from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogSnapshot
 from experiments.store.logs import LogsMixin as _Logs
+from experiments.store.readouts import OTHER_VALUE, SliceTotals, VariantTotals
 from experiments.store.readouts import ReadoutsMixin as _Readouts
-from experiments.store.readouts import VariantTotals
 from experiments.store.tracking import (
     Exposure,
     TrackEvent,
     TrackOutcome,
+    dimension_text,
     encode_attributes,
 )
 from experiments.store.tracking import TrackingMixin as _Tracking
 
 __all__ = [
     "ARRIVAL_SLACK_MS",
+    "OTHER_VALUE",
     "Client",
     "Exposure",
     "LogPage",
     "LogSnapshot",
+    "SliceTotals",
     "Store",
     "TrackEvent",
     "TrackOutcome",
     "VariantTotals",
     "connect",
     "day_of",
+    "dimension_text",
     "encode_attributes",
 ]
 

@@ -30,6 +30,7 @@ from functools import lru_cache
 
 __all__ = [
     "SEP",
+    "SLICE_DIGITS",
     "LogEntry",
     "activity_entry",
     "assignment_of",
@@ -41,6 +42,7 @@ __all__ = [
     "exposure_entry",
     "pack_assignment",
     "pack_visitor",
+    "slices_of",
     "unpack_visitor",
 ]
 
@@ -82,9 +84,19 @@ def pack_assignment(exposed_ms: int, variant_index: int) -> int:
 
 
 def assignment_of(raw: str | int) -> tuple[int, int]:
-    """``(variant_index, exposed_ms)`` of a stored assignment."""
-    exposed_ms, variant = divmod(int(raw), MAX_VARIANTS)
+    """``(variant_index, exposed_ms)`` of a stored assignment (its slices, if any, ignored)."""
+    number = raw.partition(":")[0] if isinstance(raw, str) else raw
+    exposed_ms, variant = divmod(int(number), MAX_VARIANTS)
     return variant, exposed_ms
+
+
+SLICE_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
+"""One character per slice index of a dimension (at most 50 values plus "other")."""
+
+
+def slices_of(raw: str | int) -> str:
+    """The slice characters a stored assignment carries, one per dimension ('' for none)."""
+    return raw.partition(":")[2] if isinstance(raw, str) else ""
 
 
 def event_id_digest(visitor_id: str, event_id: str) -> str:

@@ -135,6 +135,7 @@ class DefinitionsMixin(StoreBase):
         for k in self._shards(experiment):
             days = cast(set[str], await self.client.smembers(k.days))
             names = [k.agg, k.log, *(k.day(d) for d in sorted(days))]
+            names += [k.dimension(d) for d in range(len(experiment.dimensions))]
             for s in range(experiment.slices):
                 names.append(k.assign(s))
                 names += [k.state(s, e) for e in events]
@@ -146,6 +147,10 @@ class DefinitionsMixin(StoreBase):
                 # in a coroutine of its own; these share one slot
                 pipe.execute_command("UNLINK", *names[start : start + UNLINK_BATCH])
             await guard(pipe.execute())
+        if experiment.dimensions:
+            await self.client.unlink(
+                self.keys.dimension_values(experiment.key, experiment.generation)
+            )
         field = self.keys.deleted_prefix(experiment.key) + str(experiment.generation)
         await self.client.hdel(self.keys.definitions, field)
 

@@ -16,7 +16,10 @@ from experiments.definitions import Experiment
 from experiments.store import codec
 from experiments.store._base import StoreBase
 
-__all__ = ["ReadoutsMixin", "VariantTotals"]
+__all__ = ["OTHER_VALUE", "ReadoutsMixin", "SliceTotals", "VariantTotals"]
+
+OTHER_VALUE = "other"
+"""The label of a dimension's last slice: every value after the first ``max_values``."""
 
 
 @dataclass(slots=True)
@@ -55,7 +58,62 @@ def fold(raw_hashes: Sequence[dict[str, str]], variants: int) -> list[VariantTot
     return totals
 
 
+@dataclass(frozen=True, slots=True)
+class SliceTotals:
+    """One slice of a dimension: its value (or :data:`OTHER_VALUE`) and per-variant totals."""
+
+    value: str
+    other: bool
+    totals: list[VariantTotals]
+
+
+def fold_slices(
+    raw_hashes: Sequence[dict[str, str]], variants: int, names: dict[int, str], other: int
+) -> list[SliceTotals]:
+    """Per slice (fields ``C:...`` of the dimension hashes), the summed per-variant totals."""
+    by_slice: dict[int, list[dict[str, str]]] = {}
+    for raw in raw_hashes:
+        parts: dict[int, dict[str, str]] = {}
+        for name, value in raw.items():
+            char, _, rest = name.partition(":")
+            parts.setdefault(codec.SLICE_DIGITS.index(char), {})[rest] = value
+        for index, fields in parts.items():
+            by_slice.setdefault(index, []).append(fields)
+    return [
+        SliceTotals(
+            OTHER_VALUE if index == other else names.get(index, f"slice {index}"),
+            index == other,
+            fold(by_slice[index], variants),
+        )
+        for index in sorted(by_slice)
+    ]
+
+
 class ReadoutsMixin(StoreBase):
+    @guarded
+    async def dimension_totals(self, experiment: Experiment, dimension: str) -> list[SliceTotals]:
+        """Per value of ``dimension`` (first seen first, "other" last), per-variant totals.
+
+        Only slices with at least one visitor are listed. Raises ``KeyError`` for a name that
+        is not one of the experiment's dimensions.
+        """
+        positions = {d.name: i for i, d in enumerate(experiment.dimensions)}
+        position = positions[dimension]
+        registry = cast(
+            dict[str, str],
+            await self.client.hgetall(
+                self.keys.dimension_values(experiment.key, experiment.generation)
+            ),
+        )
+        prefix = f"{position}:"
+        names = {int(v): f[len(prefix) :] for f, v in registry.items() if f.startswith(prefix)}
+        pipe = self.client.pipeline(transaction=False)
+        for k in self._shards(experiment):
+            pipe.hgetall(k.dimension(position))
+        raw = await pipe.execute()
+        other = experiment.dimensions[position].max_values
+        return fold_slices(raw, len(experiment.variants), names, other)
+
     @guarded
     async def totals(self, experiment: Experiment) -> list[VariantTotals]:
         """Per-variant sufficient statistics, summed over the shards."""

@@ -16,6 +16,7 @@ __all__ = [
     "ACTIVITY",
     "ASSIGN",
     "DEDUP_PARTS",
+    "DIMENSION",
     "PUT_DEFINITION",
     "SCRIPTS",
     "TRACK",
@@ -23,6 +24,8 @@ __all__ = [
     "ActivityKeys",
     "AssignArgs",
     "AssignKeys",
+    "DimensionArgs",
+    "DimensionKeys",
     "PutDefinitionArgs",
     "PutDefinitionKeys",
     "ScriptSpec",
@@ -51,6 +54,17 @@ class AssignArgs(NamedTuple):
     day: str
     log_max_length: int
     log_entry: str
+    slices: str
+
+
+class DimensionKeys(NamedTuple):
+    registry: str
+
+
+class DimensionArgs(NamedTuple):
+    dimension: int
+    value: str
+    max_values: int
 
 
 class TrackKeys(NamedTuple):
@@ -76,6 +90,7 @@ class TrackArgs(NamedTuple):
     event_id: str
     expire_at_ms: int
     log_entry: str
+    dimensions: int
 
 
 class ActivityKeys(NamedTuple):
@@ -131,14 +146,16 @@ class ScriptSpec:
         return keys, args
 
 
-ASSIGN = ScriptSpec("assign.lua", AssignKeys._fields, AssignArgs._fields)
-TRACK = ScriptSpec("track.lua", TrackKeys._fields, TrackArgs._fields, "other_states", "specs")
+ASSIGN = ScriptSpec("assign.lua", AssignKeys._fields, AssignArgs._fields, "dimension_aggs")
+TRACK = ScriptSpec("track.lua", TrackKeys._fields, TrackArgs._fields, "more_keys", "specs")
+DIMENSION = ScriptSpec("dimension.lua", DimensionKeys._fields, DimensionArgs._fields)
 ACTIVITY = ScriptSpec("activity.lua", ActivityKeys._fields, ActivityArgs._fields)
 PUT_DEFINITION = ScriptSpec(
     "put_definition.lua", PutDefinitionKeys._fields, PutDefinitionArgs._fields
 )
-SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION)
+SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION, DIMENSION)
 
 TRACK_STATE_INDEX = TrackKeys._fields.index("state") + 1
 """The 1-based KEYS index of the tracked event's state slice; other states follow the fixed keys."""
-TRACK_OTHER_STATES_INDEX = len(TrackKeys._fields) + 1
+TRACK_MORE_KEYS_INDEX = len(TrackKeys._fields) + 1
+"""The 1-based KEYS index of the first dimension aggregate; other events' states follow them."""

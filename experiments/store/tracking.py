@@ -34,17 +34,27 @@ from experiments.keys import place_of
 from experiments.store import codec
 from experiments.store._base import ScriptCall, StoreBase
 from experiments.store.scripts import (
-    TRACK_OTHER_STATES_INDEX,
+    TRACK_MORE_KEYS_INDEX,
     TRACK_STATE_INDEX,
     ActivityArgs,
     ActivityKeys,
     AssignArgs,
     AssignKeys,
+    DimensionArgs,
+    DimensionKeys,
     TrackArgs,
     TrackKeys,
 )
 
-__all__ = ["Exposure", "TrackEvent", "TrackOutcome", "TrackingMixin", "encode_attributes"]
+__all__ = [
+    "NO_VALUE",
+    "Exposure",
+    "TrackEvent",
+    "TrackOutcome",
+    "TrackingMixin",
+    "dimension_text",
+    "encode_attributes",
+]
 
 
 class TrackOutcome(IntEnum):
@@ -93,6 +103,24 @@ class _TrackPlan:
     other_events: tuple[str, ...]
 
 
+def _cap(metric: Metric) -> str:
+    """A metric's cap as track.lua reads it: the shortest text of the float, '' for none."""
+    return "" if metric.cap is None else repr(float(metric.cap))
+
+
+def dimension_text(value: object) -> str:
+    """An attribute value as a dimension value: strings as they are, anything else as JSON;
+    a missing attribute is "(none)"."""
+    if value is None:
+        return NO_VALUE
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+NO_VALUE = "(none)"
+
+
 def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
     cache: dict[str, _TrackPlan | None] = experiment.__dict__.setdefault("_track_plans", {})
     if event in cache:
@@ -108,6 +136,7 @@ def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
     plan: _TrackPlan | None = None
     if direct or ratios:
         others: list[str] = []
+        first_other = TRACK_MORE_KEYS_INDEX + len(experiment.dimensions)
 
         def key_index(part: Metric) -> str:
             if part.event == event:
@@ -115,20 +144,23 @@ def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
             assert part.event is not None  # validated: non-ratio metrics have an event
             if part.event not in others:
                 others.append(part.event)
-            return str(TRACK_OTHER_STATES_INDEX + others.index(part.event))
+            return str(first_other + others.index(part.event))
 
         args: list[str] = [str(len(direct) + len(ratios))]
         for m in direct:
-            args += [m.name, m.kind.value, "", "0", "", "0"]
+            args += [m.name, m.kind.value, _cap(m), "", "0", "", "", "0", ""]
         for m in ratios:
             num, den = by_name[m.numerator or ""], by_name[m.denominator or ""]
             args += [
                 m.name,
                 "ratio",
+                "",
                 num.kind.value,
                 key_index(num),
+                _cap(num),
                 den.kind.value,
                 key_index(den),
+                _cap(den),
             ]
         plan = _TrackPlan(tuple(args), tuple(others))
     cache[event] = plan
@@ -143,11 +175,13 @@ class TrackingMixin(StoreBase):
         variant_index: int | None,
         now_ms: int,
         attributes_json: str,
+        slices: str,
     ) -> tuple[list[str], list[str | int]]:
         k, place = self._place(experiment, visitor_id)
         day = codec.day_of(now_ms)
         visitor = codec.pack_visitor(visitor_id)
         keys = AssignKeys(k.assign(place.slice), k.agg, k.day(day), k.days, k.log)
+        dimension_aggs = [k.dimension(d) for d in range(len(slices))]
         index = -1 if variant_index is None else variant_index
         args = AssignArgs(
             visitor,
@@ -156,8 +190,45 @@ class TrackingMixin(StoreBase):
             day,
             self.log_max_length,
             codec.exposure_entry(visitor, max(index, 0), now_ms, attributes_json),
+            slices,
         )
-        return list(keys), list(args)
+        return [*keys, *dimension_aggs], list(args)
+
+    async def _slices(
+        self, experiment: Experiment, variant_index: int | None, attributes_json: str
+    ) -> str:
+        """One character per dimension of ``experiment``: the visitor's slice of each.
+
+        Nothing (``''``) when the hash enrols the visitor in no variant: that call only looks
+        up an earlier exposure, so it must not give a value a slice.
+
+        A value's slice comes from the experiment's registry (``dimension.lua``: the first
+        ``max_values`` distinct values each get one, later ones share "other"); slices never
+        change, so each process remembers those it has seen, and a full registry, and asks
+        Redis only about a value it has not met.
+        """
+        if not experiment.dimensions or variant_index is None:
+            return ""
+        attributes = json.loads(attributes_json) if attributes_json != "{}" else {}
+        registry = self.keys.dimension_values(experiment.key, experiment.generation)
+        out = []
+        for position, dimension in enumerate(experiment.dimensions):
+            text = dimension_text(attributes.get(dimension.name))
+            known = self._dimension_slices.setdefault((registry, position), {})
+            index = known.get(text)
+            if index is None and (registry, position) in self._full_dimensions:
+                index = dimension.max_values
+            if index is None:
+                args = DimensionArgs(position, text, dimension.max_values)
+                index = int(
+                    await self._dimension(keys=list(DimensionKeys(registry)), args=list(args))
+                )
+                if index == dimension.max_values:
+                    self._full_dimensions.add((registry, position))
+                else:
+                    known[text] = index
+            out.append(codec.SLICE_DIGITS[index])
+        return "".join(out)
 
     @guarded
     async def record_exposure(
@@ -174,8 +245,9 @@ class TrackingMixin(StoreBase):
         ``variant_index`` is what the hash chose, or None when it enrols the visitor in no
         variant: then the call only looks up a variant recorded earlier.
         """
+        slices = await self._slices(experiment, variant_index, attributes_json)
         keys, args = self._assign_call(
-            experiment, visitor_id, variant_index, now_ms, attributes_json
+            experiment, visitor_id, variant_index, now_ms, attributes_json, slices
         )
         return Exposure.from_reply(await self._assign(keys=keys, args=args))
 
@@ -189,17 +261,20 @@ class TrackingMixin(StoreBase):
         attributes_json: str = "{}",
     ) -> list[Exposure]:
         """:meth:`record_exposure` for several experiments in one round trip."""
+        slices = [await self._slices(e, index, attributes_json) for e, index in calls]
         if len(calls) == 1:  # the hot path: one script call, coalesced with its neighbours
             experiment, index = calls[0]
-            keys, args = self._assign_call(experiment, visitor_id, index, now_ms, attributes_json)
+            keys, args = self._assign_call(
+                experiment, visitor_id, index, now_ms, attributes_json, slices[0]
+            )
             return [Exposure.from_reply(await self._assign_batcher.call(keys, args))]
         results = await self._run_pipelined(
             [
                 (
                     self._assign,
-                    *self._assign_call(experiment, visitor_id, index, now_ms, attributes_json),
+                    *self._assign_call(experiment, visitor_id, index, now_ms, attributes_json, cut),
                 )
-                for experiment, index in calls
+                for (experiment, index), cut in zip(calls, slices, strict=True)
             ],
         )
         return [Exposure.from_reply(r) for r in results]
@@ -213,10 +288,14 @@ class TrackingMixin(StoreBase):
         ``exposures`` holds ``(visitor_id, variant_index, now_ms, attributes_json)`` per
         visitor; each is recorded atomically on its own, as by :meth:`record_exposure`.
         """
+        slices = [await self._slices(experiment, index, attrs) for _, index, _, attrs in exposures]
         results = await self._run_pipelined(
             [
-                (self._assign, *self._assign_call(experiment, visitor, index, ms, attributes))
-                for visitor, index, ms, attributes in exposures
+                (
+                    self._assign,
+                    *self._assign_call(experiment, visitor, index, ms, attributes, cut),
+                )
+                for (visitor, index, ms, attributes), cut in zip(exposures, slices, strict=True)
             ]
         )
         return [Exposure.from_reply(r) for r in results]
@@ -247,9 +326,11 @@ class TrackingMixin(StoreBase):
             codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
             expire_at,
             codec.event_entry(visitor, event.timestamp_ms, event.event, event.value_text),
+            len(experiment.dimensions),
         )
+        dimension_aggs = [k.dimension(d) for d in range(len(experiment.dimensions))]
         others = [k.state(place.slice, other) for other in plan.other_events]
-        return [*keys, *others], [*args, *plan.args]
+        return [*keys, *dimension_aggs, *others], [*args, *plan.args]
 
     def _activity_call(self, event: TrackEvent, now_ms: int) -> tuple[list[str], list[str | int]]:
         place = place_of(event.visitor_id, self.activity_shards, self.activity_slices)

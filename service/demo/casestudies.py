@@ -6,7 +6,8 @@ chosen here and marked as such.
 
 - UK Tool Centre removed a filter menu from a product page: +27% product-page engagement.
 - Buyakilt.com added product filters to category pages: +26% conversion rate, +76.1% revenue,
-  +19.76% cart visits.
+  +19.76% cart visits. Its demo also breaks results down by device and watches refunds as a
+  lower-is-better guardrail (no true change: refunds were not published).
 - Archive Social: +101.68% email-field clicks (27 days), +64.76% conversions on a pricing page
   (7 weeks), +73.30% traffic to a resources page (10 days).
 """
@@ -92,17 +93,35 @@ BUYAKILT = CaseStudy(
         "variants": _two_variants("No filters", "filters", "Filters by type and pattern"),
         "metrics": [
             {"name": "conversion", "kind": "conversion", "event": "purchase", "primary": True},
-            {"name": "revenue", "kind": "mean", "event": "purchase"},
-            {"name": "orders", "kind": "count", "event": "purchase"},
-            {"name": "cart_visits", "kind": "count", "event": "cart_view"},
-            {"name": "aov", "kind": "ratio", "numerator": "revenue", "denominator": "orders"},
+            {"name": "revenue", "kind": "mean", "event": "purchase", "unit": "£"},
+            {"name": "orders", "kind": "count", "event": "purchase", "unit": "orders"},
+            {"name": "cart_visits", "kind": "count", "event": "cart_view", "unit": "visits"},
+            {
+                "name": "aov",
+                "kind": "ratio",
+                "numerator": "revenue",
+                "denominator": "orders",
+                "unit": "£",
+            },
+            {
+                "name": "refunds",
+                "kind": "count",
+                "event": "refund",
+                "direction": "lower",
+                "guardrail": True,
+                "unit": "refunds",
+            },
         ],
+        "dimensions": ["device"],
         "minimum_detectable_effect": 0.2,
     },
     effects=(
         TrueEffect("conversion", 0.03, 0.26),
         TrueEffect("revenue", 0.03 * 180.0, 0.761),
         TrueEffect("cart_visits", 0.40, 0.1976),
+        # Not published: refunds per visitor (chosen here) with no true change, so the
+        # guardrail holds while filters win; it shows a lower-is-better metric in the report.
+        TrueEffect("refunds", 0.004, 0.0),
     ),
     days=28,
     visitors_per_day=2500,

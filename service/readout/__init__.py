@@ -5,10 +5,13 @@ The model is re-exported here (it needs only pydantic, so the client can use it 
 """
 
 from service.readout.model import (
+    Breakdown,
     ExperimentResults,
+    GuardrailAlert,
     MetricResults,
     Progress,
     SeriesPoint,
+    SliceResults,
     SRMCheck,
     VariantResult,
     Verdict,
@@ -16,11 +19,14 @@ from service.readout.model import (
 )
 
 __all__ = [
+    "Breakdown",
     "ExperimentResults",
+    "GuardrailAlert",
     "MetricResults",
     "Progress",
     "SRMCheck",
     "SeriesPoint",
+    "SliceResults",
     "VariantResult",
     "Verdict",
     "VerdictKind",

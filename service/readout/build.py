@@ -5,8 +5,9 @@ Everything numeric comes from the ``stats`` package; this module only turns stor
 verdicts included. Undefined numbers are ``None`` with a reason.
 
 Multiple testing: the primary metric's comparisons (one per non-control variant) form one
-family, every secondary metric's comparisons another; p-values are Holm-adjusted within each
-family and ``significant`` uses the adjusted p-value.
+family, the guardrails' comparisons another and every other secondary metric's a third;
+p-values are Holm-adjusted within each family and ``significant`` uses the adjusted p-value.
+In a breakdown each metric's comparisons across all slices form the family.
 """
 
 from __future__ import annotations
@@ -19,18 +20,27 @@ from datetime import UTC, date, datetime
 from typing import Literal
 
 import stats
-from experiments.definitions import Experiment, Metric, MetricKind
-from experiments.store import VariantTotals
+from experiments.definitions import Direction, Experiment, Metric, MetricKind
+from experiments.store import SliceTotals, VariantTotals
 from service.readout.model import (
+    BREAKDOWN_CAVEAT,
+    Breakdown,
     ExperimentResults,
+    GuardrailAlert,
     Interval,
     MetricResults,
     Progress,
     SeriesPoint,
+    SliceResults,
     SRMCheck,
     VariantResult,
 )
-from service.readout.verdicts import Context, comparison_verdict, experiment_verdict
+from service.readout.verdicts import (
+    Context,
+    comparison_verdict,
+    experiment_verdict,
+    guardrail_alert,
+)
 
 __all__ = ["build_results", "summary_of"]
 
@@ -170,6 +180,10 @@ def _comparison(
                 else None,
             )
             chance, loss = _num(bayes.chance_to_beat_control), _num(bayes.expected_loss)
+            if metric.direction is Direction.LOWER and chance is not None:
+                # better is lower: the chance the treatment is below the control, and the
+                # expected loss of choosing it, E[max(treatment - control, 0)]
+                chance, loss = 1.0 - chance, _num(bayes.control_expected_loss)
             if bayes.reason:
                 reasons.append(bayes.reason)
     if result.reason:
@@ -237,26 +251,36 @@ def _draft(
     return _Draft(metric, summaries, comparisons)
 
 
-def _adjusted(drafts: list[_Draft]) -> dict[tuple[int, int], float | None]:
-    """Holm-adjusted p-values per (metric index, comparison index), within each family."""
-    out: dict[tuple[int, int], float | None] = {}
-    for primary in (True, False):
+def _family(metric: Metric) -> str:
+    """The multiple-testing family of a metric: primary, guardrail or secondary."""
+    if metric.primary:
+        return "primary"
+    return "guardrail" if metric.guardrail else "secondary"
+
+
+def _holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    raw = [math.nan if p is None else p for p in pvalues]
+    return [_num(p) for p in stats.adjust_pvalues(raw, method="holm")] if raw else []
+
+
+def _adjusted(drafts: list[_Draft]) -> tuple[list[list[float | None]], list[int]]:
+    """Holm-adjusted p-values per metric and comparison within each family, and each metric's
+    family size."""
+    out: list[list[float | None]] = [[None] * len(d.comparisons) for d in drafts]
+    sizes = [0] * len(drafts)
+    for family in ("primary", "secondary", "guardrail"):
         members = [
-            ((m, c), comparison)
+            (m, c, comparison.pvalue)
             for m, draft in enumerate(drafts)
-            if draft.metric.primary is primary
+            if _family(draft.metric) == family
             for c, comparison in enumerate(draft.comparisons)
         ]
-        if not members:
-            continue
-        raw = [math.nan if c.pvalue is None else c.pvalue for _, c in members]
-        adjusted = stats.adjust_pvalues(raw, method="holm")
-        out.update((place, _num(p)) for (place, _), p in zip(members, adjusted, strict=True))
-    return out
-
-
-def _family_size(drafts: list[_Draft], primary: bool) -> int:
-    return sum(len(d.comparisons) for d in drafts if d.metric.primary is primary)
+        for (m, c, _), p in zip(members, _holm([p for *_, p in members]), strict=True):
+            out[m][c] = p
+        for m, draft in enumerate(drafts):
+            if _family(draft.metric) == family:
+                sizes[m] = len(members)
+    return out, sizes
 
 
 def _uncompared(variant: str, visitors: int, summary: Summary) -> VariantResult:
@@ -292,40 +316,72 @@ def _treatment(
     )
 
 
+def _context(
+    experiment: Experiment, metric: Metric, srm: SRMCheck, control: VariantResult
+) -> Context:
+    return Context(
+        srm=srm,
+        confidence_level=experiment.confidence_level,
+        metric=metric.name,
+        kind=metric.kind.value,
+        control=control,
+        direction=metric.direction.value,
+        unit=metric.unit,
+    )
+
+
 def _metric(
     experiment: Experiment,
     totals: list[VariantTotals],
-    drafts: list[_Draft],
-    index: int,
+    draft: _Draft,
     srm: SRMCheck,
-    adjusted: dict[tuple[int, int], float | None],
+    adjusted: list[float | None],
+    family_size: int,
 ) -> MetricResults:
-    draft = drafts[index]
     metric, alpha = draft.metric, 1 - experiment.confidence_level
     variants = experiment.variants
     bases = [
         _uncompared(v.key, t.n, s)
         for v, t, s in zip(variants, totals, draft.summaries, strict=True)
     ]
-    context = Context(
-        srm=srm,
-        confidence_level=experiment.confidence_level,
-        metric=metric.name,
-        kind=metric.kind.value,
-        control=bases[0],
-    )
+    context = _context(experiment, metric, srm, bases[0])
     rows = [bases[0]]
     for c, comparison in enumerate(draft.comparisons, start=1):
-        row = _treatment(bases[c], comparison, adjusted[(index, c - 1)], alpha)
+        row = _treatment(bases[c], comparison, adjusted[c - 1], alpha)
         verdict = comparison_verdict(context, row, variants[c].name or variants[c].key)
         rows.append(row.model_copy(update={"verdict": verdict}))
     return MetricResults(
         name=metric.name,
         kind=metric.kind.value,
         primary=metric.primary,
-        family_size=_family_size(drafts, metric.primary),
+        direction=metric.direction.value,
+        guardrail=metric.guardrail,
+        non_inferiority_margin=metric.non_inferiority_margin,
+        cap=metric.cap,
+        unit=metric.unit,
+        numerator=metric.numerator,
+        denominator=metric.denominator,
+        family_size=family_size,
         variants=tuple(rows),
     )
+
+
+def _guardrail_alerts(
+    experiment: Experiment, metrics: Sequence[MetricResults], srm: SRMCheck
+) -> tuple[GuardrailAlert, ...]:
+    by_name = {m.name: m for m in experiment.metrics}
+    names = {v.key: v.name or v.key for v in experiment.variants}
+    alerts = []
+    for result in metrics:
+        if not result.guardrail:
+            continue
+        context = _context(experiment, by_name[result.name], srm, result.control)
+        for row in result.treatments:
+            label = names[row.variant]
+            alert = guardrail_alert(context, row, label, result.non_inferiority_margin)
+            if alert is not None:
+                alerts.append(alert)
+    return tuple(alerts)
 
 
 def _progress(
@@ -419,31 +475,76 @@ def _srm(experiment: Experiment, totals: list[VariantTotals]) -> SRMCheck:
     )
 
 
+def _breakdown(experiment: Experiment, dimension: str, slices: Sequence[SliceTotals]) -> Breakdown:
+    """Every slice compared on its own, Holm-adjusted across the slices of each metric."""
+    srms = [_srm(experiment, s.totals) for s in slices]
+    drafts = [[_draft(experiment, m, s.totals, [], []) for m in experiment.metrics] for s in slices]
+    per_metric: list[list[list[float | None]]] = [[] for _ in slices]
+    sizes = []
+    for m in range(len(experiment.metrics)):
+        pvalues = [c.pvalue for d in drafts for c in d[m].comparisons]
+        adjusted = iter(_holm(pvalues))
+        sizes.append(len(pvalues))
+        for i, d in enumerate(drafts):
+            per_metric[i].append([next(adjusted) for _ in d[m].comparisons])
+    position = next(i for i, d in enumerate(experiment.dimensions) if d.name == dimension)
+    return Breakdown(
+        dimension=dimension,
+        max_values=experiment.dimensions[position].max_values,
+        correction="holm",
+        caveat=BREAKDOWN_CAVEAT,
+        slices=tuple(
+            SliceResults(
+                value=s.value,
+                other=s.other,
+                visitors=sum(t.n for t in s.totals),
+                srm=srm,
+                metrics=tuple(
+                    _metric(experiment, s.totals, draft, srm, adjusted, size)
+                    for draft, adjusted, size in zip(d, per_metric[i], sizes, strict=True)
+                ),
+            )
+            for i, (s, srm, d) in enumerate(zip(slices, srms, drafts, strict=True))
+        ),
+    )
+
+
 def build_results(
     experiment: Experiment,
     totals: list[VariantTotals],
     daily: Sequence[tuple[str, list[VariantTotals]]],
     now: float,
+    *,
+    breakdown: tuple[str, Sequence[SliceTotals]] | None = None,
 ) -> ExperimentResults:
-    """The read-out of ``experiment`` from its totals and daily increments, at time ``now``."""
+    """The read-out of ``experiment`` from its totals and daily increments, at time ``now``.
+
+    ``breakdown`` is a dimension's name and the store's totals per value of it
+    (:meth:`Store.dimension_totals`), for the per-slice comparison.
+    """
     srm = _srm(experiment, totals)
     dates = [datetime.strptime(d, "%Y%m%d").replace(tzinfo=UTC).date() for d, _ in daily]
     cumulative = _cumulative(daily)
     drafts = [_draft(experiment, m, totals, cumulative, dates) for m in experiment.metrics]
-    adjusted = _adjusted(drafts)
+    adjusted, sizes = _adjusted(drafts)
     metrics = tuple(
-        _metric(experiment, totals, drafts, i, srm, adjusted) for i in range(len(drafts))
+        _metric(experiment, totals, draft, srm, adjusted[i], sizes[i])
+        for i, draft in enumerate(drafts)
     )
     primary = next((m for m in metrics if m.primary), None)
+    stopped = experiment.stopped_at
     return ExperimentResults(
         experiment=experiment.key,
         name=experiment.name,
         status=experiment.status.value,
         winner=experiment.winner,
+        stopped_at=None if stopped is None else datetime.fromtimestamp(stopped, UTC),
         confidence_level=experiment.confidence_level,
         generated_at=datetime.fromtimestamp(now, UTC),
         srm=srm,
         progress=_progress(experiment, primary, totals, now),
         metrics=metrics,
         verdict=experiment_verdict(srm, primary),
+        guardrail_alerts=_guardrail_alerts(experiment, metrics, srm),
+        breakdown=None if breakdown is None else _breakdown(experiment, *breakdown),
     )

@@ -20,13 +20,18 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "BADGES",
+    "BREAKDOWN_CAVEAT",
+    "Breakdown",
+    "DirectionName",
     "ExperimentResults",
+    "GuardrailAlert",
     "Interval",
     "MetricKindName",
     "MetricResults",
     "Progress",
     "SRMCheck",
     "SeriesPoint",
+    "SliceResults",
     "VariantResult",
     "Verdict",
     "VerdictKind",
@@ -34,6 +39,7 @@ __all__ = [
 
 Interval = tuple[float, float]
 MetricKindName = Literal["conversion", "mean", "count", "ratio"]
+DirectionName = Literal["higher", "lower"]
 
 
 class _Frozen(BaseModel):
@@ -137,6 +143,16 @@ class MetricResults(_Frozen):
     name: str
     kind: MetricKindName
     primary: bool
+    direction: DirectionName
+    """Which way is better; verdicts, badges and colours follow it."""
+    guardrail: bool
+    non_inferiority_margin: float | None
+    cap: float | None
+    """Each visitor's total counts at most this much (``None``: uncapped)."""
+    unit: str | None
+    numerator: str | None
+    denominator: str | None
+    """A ratio metric's two parts (metric names); ``None`` for other kinds."""
     family_size: int
     """How many comparisons share this metric's multiple-testing family (Holm within it)."""
     variants: tuple[VariantResult, ...]
@@ -172,6 +188,49 @@ class Progress(_Frozen):
     reason: str | None
 
 
+class GuardrailAlert(_Frozen):
+    """A guardrail metric that a variant harmed, or may have harmed beyond its margin."""
+
+    metric: str
+    variant: str
+    reason: Literal["significantly_worse", "margin_not_ruled_out"]
+    sentence: str
+
+
+BREAKDOWN_CAVEAT = (
+    "Slices are for exploring, not for picking winners: with several slices one will often "
+    "look better or worse by chance, the slices are smaller than the experiment so their "
+    "intervals are wider, and the experiment was not planned to detect an effect in any one "
+    "of them. Decide on the whole experiment; treat a striking slice as the idea for a new "
+    "experiment."
+)
+
+
+class SliceResults(_Frozen):
+    """One value of a dimension: its visitors, its own sample-ratio check and its metrics."""
+
+    value: str
+    other: bool
+    """True for the slice that gathers every value after the first ``max_values``."""
+    visitors: int
+    srm: SRMCheck
+    metrics: tuple[MetricResults, ...]
+
+
+class Breakdown(_Frozen):
+    """The comparison per value of one dimension.
+
+    Each metric's p-values are Holm-adjusted across every slice and variant of that metric
+    (``family_size`` on its rows), and ``significant`` uses the adjusted p-value.
+    """
+
+    dimension: str
+    max_values: int
+    correction: Literal["holm"]
+    caveat: str
+    slices: tuple[SliceResults, ...]
+
+
 class ExperimentResults(_Frozen):
     """The whole statistical read-out of one experiment."""
 
@@ -179,6 +238,7 @@ class ExperimentResults(_Frozen):
     name: str
     status: Literal["draft", "running", "paused", "stopped"]
     winner: str | None
+    stopped_at: datetime | None
     confidence_level: float
     generated_at: datetime
     srm: SRMCheck
@@ -186,6 +246,10 @@ class ExperimentResults(_Frozen):
     metrics: tuple[MetricResults, ...]
     verdict: Verdict
     """The experiment's badge: its primary metric's verdict, the strongest variant first."""
+    guardrail_alerts: tuple[GuardrailAlert, ...]
+    """Guardrails harmed by some variant: shown as a banner even when the primary metric wins."""
+    breakdown: Breakdown | None
+    """The per-slice comparison when one dimension was asked for (``?dimension=``)."""
 
     @property
     def primary(self) -> MetricResults | None:

@@ -8,17 +8,27 @@ the row, and :func:`experiment_verdict` picks among those carried verdicts. The 
 2. no visitors in a variant, no conversions, or an undefined lift or interval is "not enough
    data", with the reason, never a number that looks like an answer;
 3. a significant comparison (``significant`` is decided on the multiplicity-adjusted p-value)
-   with a positive lift is winning, with a negative lift losing;
+   that moved the metric the better way is winning, the worse way losing: a metric declares
+   which way is better (``direction``: higher by default, lower for refunds or load times);
 4. everything else is inconclusive, whatever the point estimate says.
 
-Every metric is read as "higher is better", the way the case studies report their lifts.
+A guardrail is harmed (:func:`guardrail_alert`) when its comparison is losing, or, when it
+declares a non-inferiority margin, when its interval reaches past the margin the worse way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.readout.model import MetricKindName, MetricResults, SRMCheck, VariantResult, Verdict
+from service.readout.model import (
+    DirectionName,
+    GuardrailAlert,
+    MetricKindName,
+    MetricResults,
+    SRMCheck,
+    VariantResult,
+    Verdict,
+)
 from service.readout.model import VerdictKind as Kind
 from service.readout.wording import (
     describe_pvalue,
@@ -26,11 +36,19 @@ from service.readout.wording import (
     format_interval,
     format_level,
     format_lift,
+    format_number,
     format_pvalue,
     metric_phrase,
+    with_unit,
 )
 
-__all__ = ["Context", "comparison_verdict", "experiment_verdict", "not_enough_data_reason"]
+__all__ = [
+    "Context",
+    "comparison_verdict",
+    "experiment_verdict",
+    "guardrail_alert",
+    "not_enough_data_reason",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +60,16 @@ class Context:
     metric: str
     kind: MetricKindName
     control: VariantResult
+    direction: DirectionName = "higher"
+    unit: str | None = None
 
     @property
     def alpha(self) -> float:
         return 1 - self.confidence_level
+
+    def better(self, lift: float) -> bool:
+        """Whether a change of sign ``lift`` is an improvement for this metric."""
+        return lift < 0 if self.direction == "lower" else lift > 0
 
 
 def not_enough_data_reason(context: Context, row: VariantResult) -> str | None:
@@ -67,12 +91,18 @@ def _srm_sentence(srm: SRMCheck) -> str:
     return (
         f"Sample ratio mismatch ({describe_pvalue(srm.pvalue)}): visitors are not split "
         "the way the experiment is configured, so something is losing or misrouting visitors "
-        "and no lift here can be trusted. Find the cause before reading any result."
+        "and no lift here can be trusted. Find the cause, then start a new experiment "
+        "(the seed of this one is fixed, so it cannot be re-randomised)."
     )
 
 
 def _evidence(context: Context, row: VariantResult) -> str:
     interval = f"{format_level(context.confidence_level)} interval"
+    if context.unit is not None and context.kind != "conversion":
+        before, after = (
+            with_unit(format_number(v), context.unit) for v in (context.control.value, row.value)
+        )
+        interval = f"from {before} to {after}; {interval}"
     interval += f" {format_interval(row.relative_ci)}"
     chance = row.chance_to_beat_control
     tail = f"; {format_chance(chance)} chance to beat control" if chance is not None else ""
@@ -110,12 +140,15 @@ def comparison_verdict(context: Context, row: VariantResult, label: str) -> Verd
     size = format_lift(lift, signed=False)
     evidence = _evidence(context, row)
     if row.significant and lift != 0:
-        raised = lift > 0
+        better = context.better(lift)
+        judged = "" if context.direction == "higher" and better else ": better"
+        if not better:
+            judged = ": worse"
         sentence = (
-            f"{label} {'raised' if raised else 'lowered'} {what} by {size} {evidence}. "
-            f"Significant{'' if raised else ' loss'} ({_pvalues(row)})."
+            f"{label} {'raised' if lift > 0 else 'lowered'} {what} by {size} {evidence}. "
+            f"Significant{judged} ({_pvalues(row)})."
         )
-        kind = Kind.WINNING if raised else Kind.LOSING
+        kind = Kind.WINNING if better else Kind.LOSING
         sentence += _peeking_caveat(context, row)
         return Verdict(kind=kind, sentence=sentence, variant=row.variant)
     sentence = (
@@ -123,6 +156,45 @@ def comparison_verdict(context: Context, row: VariantResult, label: str) -> Verd
         f"Not significant ({_pvalues(row)})."
     )
     return Verdict(kind=Kind.INCONCLUSIVE, sentence=sentence, variant=row.variant)
+
+
+def guardrail_alert(
+    context: Context, row: VariantResult, label: str, margin: float | None
+) -> GuardrailAlert | None:
+    """The alert a guardrail raises for ``row``, or ``None`` when it is not harmed.
+
+    Harmed: the comparison is losing (significantly worse), or, with a non-inferiority
+    ``margin`` (relative), the interval's worse end lies beyond it: a harm larger than the
+    margin cannot be ruled out.
+    """
+    verdict = row.verdict
+    what = metric_phrase(context.metric, context.kind)
+    if verdict is not None and verdict.kind is Kind.LOSING:
+        return GuardrailAlert(
+            metric=context.metric,
+            variant=row.variant,
+            reason="significantly_worse",
+            sentence=f"Guardrail {what} is significantly worse with {label}: {verdict.sentence}",
+        )
+    ci = row.relative_ci
+    if margin is None or ci is None or context.srm.mismatch:
+        return None
+    worst = ci[0] if context.direction == "higher" else ci[1]
+    beyond = worst < -margin if context.direction == "higher" else worst > margin
+    if not beyond:
+        return None
+    return GuardrailAlert(
+        metric=context.metric,
+        variant=row.variant,
+        reason="margin_not_ruled_out",
+        sentence=(
+            f"Guardrail {what} may be harmed by {label} beyond its "
+            f"{format_lift(margin, signed=False)} margin: its "
+            f"{format_level(context.confidence_level)} interval "
+            f"({format_interval(ci)}) reaches {format_lift(worst)}, so a harm that large "
+            "cannot be ruled out yet."
+        ),
+    )
 
 
 def experiment_verdict(srm: SRMCheck, primary: MetricResults | None) -> Verdict:

@@ -10,14 +10,45 @@ import math
 from service.readout.model import Interval
 
 __all__ = [
+    "DASH",
     "describe_pvalue",
     "format_chance",
     "format_interval",
     "format_level",
     "format_lift",
+    "format_number",
     "format_pvalue",
     "metric_phrase",
+    "with_unit",
 ]
+
+DASH = "—"
+CURRENCY_SYMBOLS = frozenset("£$€¥₹")
+
+
+def format_number(x: float | None, *, signed: bool = False) -> str:
+    """A figure to read: ``1,234``, ``12.40``, ``0.0312``; a dash when undefined."""
+    if x is None or not math.isfinite(x):
+        return DASH
+    sign = "+" if signed else ""
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:{sign},.0f}"
+    if abs(x) >= 1:
+        return f"{x:{sign},.2f}"
+    return f"{x:{sign}#.3g}"
+
+
+def with_unit(text: str, unit: str | None) -> str:
+    """A figure with its unit: a currency symbol before it (``£12.40``, ``-£3.10``), any other
+    unit after it (``1.25 orders``)."""
+    if unit is None or text == DASH:
+        return text
+    if unit in CURRENCY_SYMBOLS:
+        sign = text[0] if text[0] in "+-" else ""
+        return f"{sign}{unit}{text[len(sign) :]}"
+    return f"{text} {unit}"
 
 
 def metric_phrase(name: str, kind: str) -> str:

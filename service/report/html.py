@@ -71,6 +71,8 @@ def _lift_rows(experiment: Experiment, metric: MetricResults, prefix: str = "") 
     rows = []
     for row in metric.treatments:
         label = metric_phrase(metric.name, metric.kind)
+        if metric.direction == "lower":
+            label += " (lower is better)"
         if len(metric.treatments) > 1:
             label += f" · {names.get(row.variant, row.variant)}"
         kind = row.verdict.kind if row.verdict else VerdictKind.NOT_ENOUGH_DATA
@@ -96,6 +98,10 @@ def report_html(
         _sequence(m, names, view.level, f"seq-{experiment.key}-{m.metric.name}")
         for m in view.metrics
     ]
+    guardrail_sections = [
+        _sequence(m, names, view.level, f"seq-{experiment.key}-{m.metric.name}")
+        for m in view.guardrails
+    ]
     lift_rows = [row for m in results.metrics for row in _lift_rows(experiment, m)]
     lift_svg = None
     if lift_rows:
@@ -105,7 +111,12 @@ def report_html(
         )
         lift_svg = _inline(svg)
     return render(
-        "report.html", view=view, sections=sections, lift_svg=lift_svg, standalone=standalone
+        "report.html",
+        view=view,
+        sections=sections,
+        guardrail_sections=guardrail_sections,
+        lift_svg=lift_svg,
+        standalone=standalone,
     )
 
 

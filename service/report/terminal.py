@@ -63,17 +63,26 @@ def results_renderables(experiment: Experiment, results: ExperimentResults) -> R
                 style="bold yellow",
             )
         )
-    for metric in view.metrics:
+    if view.stopped:
+        parts.append(Text(view.stopped, style="bold"))
+    for alert in results.guardrail_alerts:
+        parts.append(Text(f"GUARDRAIL HARMED: {alert.sentence}", style="bold red"))
+    for metric in [*view.metrics, *view.guardrails]:
         parts.append(_table(metric))
+        parts.append(Text(" ".join(metric.facts), style="dim"))
         parts += [_verdict(v) for v in metric.verdicts if v.sentence != verdict.sentence]
+    if view.breakdown is not None:
+        parts.append(Text(f"Breakdown by {view.breakdown.dimension}", style="bold"))
+        parts.append(Text(view.breakdown.caveat, style="yellow"))
+        for table in view.breakdown.tables:
+            grid = Table(*table.headers, "Verdict", title=table.title, box=box.SIMPLE_HEAD)
+            for cells, row_verdict in table.rows:
+                badge = row_verdict.badge if row_verdict else ""
+                grid.add_row(*(str(c) for c in cells), badge)
+            parts.append(grid)
     progress = view.progress
     if progress.available and progress.required is not None:
-        parts.append(
-            Text(
-                f"Progress: {progress.visitors:,} of {progress.required:,} visitors per "
-                f"variant ({progress.percent:.0f}%). {progress.remaining}"
-            )
-        )
+        parts.append(Text(f"Progress: {progress.sentence} {progress.remaining}".rstrip()))
     elif progress.reason:
         parts.append(Text(f"Progress: {progress.reason}."))
     return Group(*parts)

@@ -23,17 +23,21 @@ from service.readout.model import (
     VerdictKind,
 )
 from service.readout.wording import (
+    DASH,
     describe_pvalue,
     format_chance,
     format_interval,
     format_level,
     format_lift,
+    format_number,
     format_pvalue,
     metric_phrase,
+    with_unit,
 )
 
 __all__ = [
     "DASH",
+    "BreakdownView",
     "Cell",
     "DashboardRow",
     "MetricView",
@@ -46,7 +50,6 @@ __all__ = [
     "report_view",
 ]
 
-DASH = "—"
 
 TOTAL_HEADER: Mapping[MetricKindName, str] = {
     "conversion": "Conversions",
@@ -62,26 +65,18 @@ VALUE_HEADER: Mapping[MetricKindName, str] = {
 }
 
 
-def _number(x: float | None, *, signed: bool = False) -> str:
-    if x is None or not math.isfinite(x):
-        return DASH
-    sign = "+" if signed else ""
-    if x == 0:
-        return "0"
-    if abs(x) >= 100:
-        return f"{x:{sign},.0f}"
-    if abs(x) >= 1:
-        return f"{x:{sign},.2f}"
-    return f"{x:{sign}#.3g}"
+_number = format_number
 
 
-def _value(kind: MetricKindName, x: float | None) -> str:
+def _value(kind: MetricKindName, x: float | None, unit: str | None = None) -> str:
     if kind == "conversion":
         return DASH if x is None else f"{100 * x:.2f}%"
-    return _number(x)
+    return with_unit(_number(x), unit)
 
 
-def _absolute(kind: MetricKindName, x: float | None, ci: tuple[float, float] | None) -> Cell:
+def _absolute(
+    kind: MetricKindName, x: float | None, ci: tuple[float, float] | None, unit: str | None
+) -> Cell:
     if x is None:
         return Cell(DASH)
     if kind == "conversion":
@@ -89,14 +84,17 @@ def _absolute(kind: MetricKindName, x: float | None, ci: tuple[float, float] | N
         if ci is None:
             return Cell(text)
         return Cell(text, f"{100 * ci[0]:+.2f} to {100 * ci[1]:+.2f} pp")
-    text = _number(x, signed=True)
+    text = with_unit(_number(x, signed=True), unit)
     if ci is None:
         return Cell(text)
-    return Cell(text, f"{_number(ci[0], signed=True)} to {_number(ci[1], signed=True)}")
+    low, high = (with_unit(_number(c, signed=True), unit) for c in ci)
+    return Cell(text, f"{low} to {high}")
 
 
-def _total(kind: MetricKindName, x: float) -> str:
-    return f"{x:,.0f}" if kind in {"conversion", "count"} else f"{x:,.2f}"
+def _total(kind: MetricKindName, x: float, unit: str | None = None) -> str:
+    if kind in {"conversion", "count"}:
+        return with_unit(f"{x:,.0f}", unit if kind == "count" else None)
+    return with_unit(f"{x:,.2f}", unit if kind == "mean" else None)
 
 
 def _date(seconds: float | None) -> str:
@@ -135,6 +133,8 @@ class MetricView:
     headers: list[str]
     rows: list[list[Cell]]
     notes: list[str]
+    facts: list[str]
+    """What the reader must know to read the figures: direction, cap, a ratio's parts."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,8 @@ class ProgressView:
     percent: float
     days_running: str
     remaining: str
+    sentence: str
+    """The progress in words, which never reads as more than the plan needs."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,10 @@ class ReportView:
     srm_pvalue: str
     progress: ProgressView
     metrics: list[MetricView]
+    guardrails: list[MetricView]
+    stopped: str | None
+    """``Stopped 01 Dec 2026: shipped Filters`` (or with no winner) once stopped."""
+    breakdown: BreakdownView | None
     generated: str
 
 
@@ -182,8 +188,8 @@ def _row_cells(metric: MetricResults, row: VariantResult, label: str) -> list[Ce
     cells = [
         Cell(label, row.variant if row.variant != label else ""),
         Cell(f"{row.visitors:,}"),
-        Cell(_total(metric.kind, row.total)),
-        Cell(_value(metric.kind, row.value)),
+        Cell(_total(metric.kind, row.total, metric.unit)),
+        Cell(_value(metric.kind, row.value, metric.unit)),
     ]
     adjusted = metric.family_size > 1
     blanks = 6 if adjusted else 5
@@ -192,7 +198,7 @@ def _row_cells(metric: MetricResults, row: VariantResult, label: str) -> list[Ce
         text = "control" if verdict is None else "not enough data"
         return [*cells, Cell(text, muted=True), *[Cell(DASH)] * (blanks - 1)]
     comparison = [
-        _absolute(metric.kind, row.absolute_lift, row.absolute_ci),
+        _absolute(metric.kind, row.absolute_lift, row.absolute_ci, metric.unit),
         Cell(format_lift(row.relative_lift), format_interval(row.relative_ci)),
         Cell(format_pvalue(row.pvalue)),
     ]
@@ -220,14 +226,37 @@ def _metric_view(names: Mapping[str, str], metric: MetricResults) -> MetricView:
     headers += ["Always-valid p", "Chance to beat control"]
     return MetricView(
         metric=metric,
-        title=metric_phrase(metric.name, metric.kind),
+        title=metric_title(metric),
         verdicts=[row.verdict for row in metric.treatments if row.verdict is not None],
         headers=headers,
         rows=[
             _row_cells(metric, row, names.get(row.variant, row.variant)) for row in metric.variants
         ],
         notes=sorted({r for row in metric.treatments for r in row.reasons}),
+        facts=metric_facts(metric),
     )
+
+
+def metric_title(metric: MetricResults) -> str:
+    """The metric's name in a heading; a ratio names its parts: "aov (revenue ÷ orders)"."""
+    title = metric_phrase(metric.name, metric.kind)
+    if metric.kind == "ratio":
+        title += f" ({metric.numerator} ÷ {metric.denominator})"
+    return title
+
+
+def metric_facts(metric: MetricResults) -> list[str]:
+    facts = ["Lower is better." if metric.direction == "lower" else "Higher is better."]
+    if metric.cap is not None:
+        cap = with_unit(_number(metric.cap), metric.unit)
+        facts.append(f"Capped: each visitor counts at most {cap}.")
+    if metric.guardrail:
+        text = "Guardrail: flagged when significantly worse"
+        if metric.non_inferiority_margin is not None:
+            margin = format_lift(metric.non_inferiority_margin, signed=False)
+            text += f" or when a harm beyond {margin} cannot be ruled out"
+        facts.append(text + ".")
+    return facts
 
 
 def _progress(results: ExperimentResults) -> ProgressView:
@@ -236,7 +265,7 @@ def _progress(results: ExperimentResults) -> ProgressView:
     visitors = min(progress.visitors_per_variant, default=0)
     required = progress.required_per_variant
     if required is None or progress.fraction is None:
-        return ProgressView(False, progress.reason, visitors, None, 0.0, running, "")
+        return ProgressView(False, progress.reason, visitors, None, 0.0, running, "", "")
     remaining = progress.days_remaining
     if remaining is None:
         text = ""
@@ -246,7 +275,19 @@ def _progress(results: ExperimentResults) -> ProgressView:
         text = f"About {math.ceil(remaining)} more day{'s' if remaining > 1 else ''} "
         text += "at the current traffic."
     percent = min(progress.fraction, 1.0) * 100
-    return ProgressView(True, None, visitors, required, percent, running, text)
+    planned = f"to detect a {progress.minimum_detectable_effect:.0%} relative change with 80% power"
+    if visitors >= required:
+        sentence = (
+            f"The planned sample size is reached: {required:,} visitors per variant were needed "
+            f"{planned}, and the smallest variant has {visitors:,}."
+        )
+        text = ""
+    else:
+        sentence = (
+            f"{visitors:,} of the {required:,} visitors per variant needed {planned} "
+            f"({percent:.0f}%)."
+        )
+    return ProgressView(True, None, visitors, required, percent, running, text, sentence)
 
 
 def _srm_rows(experiment: Experiment, results: ExperimentResults) -> list[SRMRow]:
@@ -259,6 +300,16 @@ def _srm_rows(experiment: Experiment, results: ExperimentResults) -> list[SRMRow
             SRMRow(variant.name or variant.key, f"{variant.weight:.0%}", f"{seen:,}", _number(want))
         )
     return rows
+
+
+def stopped_text(experiment: Experiment, results: ExperimentResults) -> str | None:
+    """``Stopped 01 Dec 2026: shipped Filters`` for a stopped experiment, else ``None``."""
+    if results.status != "stopped":
+        return None
+    when = _date(experiment.stopped_at)
+    if results.winner is None:
+        return f"Stopped {when} with no winner shipped"
+    return f"Stopped {when}: shipped {labels(experiment).get(results.winner, results.winner)}"
 
 
 def report_view(experiment: Experiment, results: ExperimentResults) -> ReportView:
@@ -278,7 +329,10 @@ def report_view(experiment: Experiment, results: ExperimentResults) -> ReportVie
         srm_rows=_srm_rows(experiment, results),
         srm_pvalue=describe_pvalue(results.srm.pvalue),
         progress=_progress(results),
-        metrics=[_metric_view(names, m) for m in results.metrics],
+        metrics=[_metric_view(names, m) for m in results.metrics if not m.guardrail],
+        guardrails=[_metric_view(names, m) for m in results.metrics if m.guardrail],
+        stopped=stopped_text(experiment, results),
+        breakdown=breakdown_view(experiment, results),
         generated=results.generated_at.astimezone(UTC).strftime("%d %b %Y %H:%M UTC"),
     )
 
@@ -295,6 +349,9 @@ class DashboardRow:
     metric: str
     lifts: list[str]
     verdict: Verdict
+    shipped: str | None
+    """"Shipped Filters" (or "Stopped, none shipped") once stopped."""
+    guardrail_alerts: list[str]
 
 
 def dashboard_row(experiment: Experiment, results: ExperimentResults) -> DashboardRow:
@@ -321,4 +378,87 @@ def dashboard_row(experiment: Experiment, results: ExperimentResults) -> Dashboa
         metric=metric_phrase(primary.name, primary.kind) if primary else DASH,
         lifts=lifts,
         verdict=results.verdict,
+        shipped=_shipped(experiment, results),
+        guardrail_alerts=[a.sentence for a in results.guardrail_alerts],
+    )
+
+
+def _shipped(experiment: Experiment, results: ExperimentResults) -> str | None:
+    if results.status != "stopped":
+        return None
+    if results.winner is None:
+        return "Stopped, none shipped"
+    return f"Shipped {labels(experiment).get(results.winner, results.winner)}"
+
+
+@dataclass(frozen=True)
+class BreakdownTable:
+    """One metric across the slices: a row per (slice, variant)."""
+
+    title: str
+    headers: list[str]
+    rows: list[tuple[list[Cell], Verdict | None]]
+
+
+@dataclass(frozen=True)
+class BreakdownView:
+    dimension: str
+    dimensions: list[str]
+    caveat: str
+    slices: list[tuple[str, str, str]]
+    """Per slice: its value, its visitors and its sample-ratio p-value (flagged if mismatched)."""
+    tables: list[BreakdownTable]
+
+
+def breakdown_view(experiment: Experiment, results: ExperimentResults) -> BreakdownView | None:
+    breakdown = results.breakdown
+    if breakdown is None:
+        return None
+    names = labels(experiment)
+    slices = [
+        (
+            s.value,
+            f"{s.visitors:,}",
+            describe_pvalue(s.srm.pvalue) + (" — sample ratio mismatch" if s.srm.mismatch else ""),
+        )
+        for s in breakdown.slices
+    ]
+    tables = []
+    for position, metric in enumerate(results.metrics):
+        headers = [
+            breakdown.dimension,
+            "Variant",
+            "Visitors",
+            VALUE_HEADER[metric.kind],
+            "Relative lift (interval)",
+            "p-value",
+            "Adjusted p",
+        ]
+        rows: list[tuple[list[Cell], Verdict | None]] = []
+        for s in breakdown.slices:
+            part = s.metrics[position]
+            for row in part.variants:
+                rows.append(
+                    (
+                        [
+                            Cell(s.value),
+                            Cell(names.get(row.variant, row.variant)),
+                            Cell(f"{row.visitors:,}"),
+                            Cell(_value(part.kind, row.value, part.unit)),
+                            Cell(format_lift(row.relative_lift), format_interval(row.relative_ci))
+                            if row.verdict is not None
+                            else Cell("control", muted=True),
+                            Cell(format_pvalue(row.pvalue)),
+                            Cell(format_pvalue(row.adjusted_pvalue)),
+                        ],
+                        row.verdict,
+                    )
+                )
+        tables.append(BreakdownTable(metric_title(metric), headers, rows))
+    return BreakdownView(
+        dimension=breakdown.dimension,
+        dimensions=[d.name for d in experiment.dimensions],
+        caveat=breakdown.caveat,
+        slices=slices,
+        tables=tables,
     )

@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from experiments.definitions import Experiment, Status, transition
 from experiments.embedded import EmbeddedRedis
 from experiments.store import Store, TrackEvent
 from service.demo.casestudies import CASE_STUDIES
 from service.demo.simulation import load_demo
-from tests.conftest import ADMIN_KEY, LiveServer
-from tests.support.store import StoreRunner
+from tests.conftest import LiveServer
+from tests.e2e.conftest import assert_clean, open_page, serve_prefix
 
 pytestmark = pytest.mark.browser
 
@@ -54,28 +53,8 @@ async def _load(store: Store) -> None:
 
 @pytest.fixture(scope="module")
 def service(redis_server: EmbeddedRedis) -> Iterator[LiveServer]:
-    StoreRunner(redis_server.url, PREFIX)(_load)
-    server = LiveServer(
-        {
-            "ABACUS_REDIS_URL": redis_server.url,
-            "ABACUS_KEY_PREFIX": PREFIX,
-            "ABACUS_ADMIN_KEY": ADMIN_KEY,
-        }
-    ).start()
-    yield server
-    server.stop()
-    client = redis.Redis.from_url(redis_server.url)
-    keys = list(client.scan_iter(match=f"{PREFIX}:*", count=1000))
-    for i in range(0, len(keys), 1000):
-        client.delete(*keys[i : i + 1000])
-    client.close()
-
-
-def _open(page: Any, url: str) -> None:
-    page.set_extra_http_headers({"Authorization": f"Bearer {ADMIN_KEY}"})
-    page.set_viewport_size({"width": 1200, "height": 900})
-    response = page.goto(url)
-    assert response is not None and response.status == 200
+    with serve_prefix(redis_server.url, PREFIX, _load) as server:
+        yield server
 
 
 def _charts_visible(page: Any, minimum: int) -> int:
@@ -93,15 +72,10 @@ def _charts_visible(page: Any, minimum: int) -> int:
     return count
 
 
-def _clean(page: Any) -> None:
-    assert page.console_errors == []
-    assert page.outside_requests == []
-
-
 def test_the_dashboard_lists_every_experiment_with_its_verdict(
     service: LiveServer, page: Any, artifacts_dir: Path
 ) -> None:
-    _open(page, service.url + "/")
+    open_page(page, service.url + "/")
     rows = page.locator("tr[data-experiment]")
     assert rows.count() == len(CASE_STUDIES) + 2
     badge = {
@@ -118,19 +92,19 @@ def test_the_dashboard_lists_every_experiment_with_its_verdict(
     )
     _charts_visible(page, 1)
     page.screenshot(path=str(artifacts_dir / "dashboard.png"), full_page=True)
-    _clean(page)
+    assert_clean(page)
 
     page.click('a[href="/experiments/uk-tool-centre"]')
     page.wait_for_url("**/experiments/uk-tool-centre")
     assert "Remove the filter menu" in page.locator("h1").inner_text()
-    _clean(page)
+    assert_clean(page)
 
 
 @pytest.mark.parametrize("case", CASE_STUDIES, ids=[c.key for c in CASE_STUDIES])
 def test_each_demo_report_renders_its_verdicts_and_charts(
     service: LiveServer, page: Any, artifacts_dir: Path, case: Any
 ) -> None:
-    _open(page, f"{service.url}/experiments/{case.key}")
+    open_page(page, f"{service.url}/experiments/{case.key}")
     assert page.locator("h1").inner_text().startswith(case.definition["name"])
     assert case.definition["hypothesis"] in page.locator("header").inner_text()
     assert page.locator("#srm-banner").count() == 0
@@ -145,28 +119,28 @@ def test_each_demo_report_renders_its_verdicts_and_charts(
     assert _charts_visible(page, 1 + len(sequential)) == 1 + len(sequential)
     assert "visitors per variant needed" in page.locator("#progress").inner_text()
     page.screenshot(path=str(artifacts_dir / f"report-{case.key}.png"), full_page=True)
-    _clean(page)
+    assert_clean(page)
 
 
 def test_a_report_with_no_traffic_says_not_enough_data(
     service: LiveServer, page: Any, artifacts_dir: Path
 ) -> None:
-    _open(page, f"{service.url}/experiments/fresh-idea")
+    open_page(page, f"{service.url}/experiments/fresh-idea")
     text = page.locator("main").inner_text()
     assert "Not enough data yet for banner: no visitors in control and banner yet." in text
     assert "Not enough data to plan yet" in text
     page.screenshot(path=str(artifacts_dir / "report-no-traffic.png"), full_page=True)
-    _clean(page)
+    assert_clean(page)
 
 
 def test_a_sample_ratio_mismatch_is_a_loud_banner(
     service: LiveServer, page: Any, artifacts_dir: Path
 ) -> None:
-    _open(page, f"{service.url}/experiments/skewed-split")
+    open_page(page, f"{service.url}/experiments/skewed-split")
     banner = page.locator("#srm-banner")
     assert banner.is_visible()
     assert "Sample ratio mismatch: do not trust these results" in banner.inner_text()
     assert "400" in banner.inner_text() and "200" in banner.inner_text()
     assert page.locator("#verdict .badge").inner_text() == "SRM problem"
     page.screenshot(path=str(artifacts_dir / "report-srm.png"), full_page=True)
-    _clean(page)
+    assert_clean(page)

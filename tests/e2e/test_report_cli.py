@@ -91,3 +91,26 @@ def test_the_cli_names_an_unknown_experiment(
     with pytest.raises(SystemExit, match="error 404"):
         main(["report", "nope", "--out", str(tmp_path / "x.html"), "--url", loaded.url])
     assert not (tmp_path / "x.html").exists()
+
+
+def test_abacus_results_breaks_down_by_a_dimension(
+    live_server: LiveServer,
+    store: StoreRunner,
+    admin_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from service.demo.casestudies import BUYAKILT
+
+    store(lambda s: load_demo(s, seed=2024, scale=0.02, studies=[BUYAKILT]))
+    args = ["results", BUYAKILT.key, "--dimension", "device", "--url", live_server.url]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Breakdown by device" in out and "not for picking winners" in out
+    for device in ("mobile", "desktop", "tablet"):
+        assert device in out
+    assert "Lower is better." in out  # the refunds guardrail
+    assert main([*args, "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert {s["value"] for s in results["breakdown"]["slices"]} == {"mobile", "desktop", "tablet"}
+    with pytest.raises(SystemExit, match="'colour' is not a dimension"):
+        main(["results", BUYAKILT.key, "--dimension", "colour", "--url", live_server.url])

@@ -99,7 +99,18 @@ def _results(
         verdict = comparison_verdict(context, row, names.get(row.variant, row.variant))
         judged.append(row.model_copy(update={"verdict": verdict}))
     metric = MetricResults(
-        name=name, kind=kind, primary=True, family_size=len(judged), variants=(control, *judged)
+        name=name,
+        kind=kind,
+        primary=True,
+        direction="higher",
+        guardrail=False,
+        non_inferiority_margin=None,
+        cap=None,
+        unit=None,
+        numerator=None,
+        denominator=None,
+        family_size=len(judged),
+        variants=(control, *judged),
     )
     return _Readout(srm, metric)
 
@@ -157,7 +168,7 @@ def test_a_significant_loss_is_called_a_loss() -> None:
     assert verdict.kind is VerdictKind.LOSING
     assert verdict.badge == "Losing"
     assert verdict.sentence.startswith("Red button lowered conversion rate by 12%")
-    assert "Significant loss" in verdict.sentence
+    assert "Significant: worse" in verdict.sentence
     assert "raised" not in verdict.sentence
 
 

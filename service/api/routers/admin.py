@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from functools import partial
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from experiments.definitions import (
@@ -15,6 +17,7 @@ from experiments.definitions import (
     transition,
 )
 from experiments.errors import InvalidDefinitionError
+from experiments.store import Store
 from service.api.deps import Admin, Definitions, StoreDep
 from service.readout.build import build_results
 from service.readout.model import ExperimentResults
@@ -73,8 +76,33 @@ async def delete(key: str, store: StoreDep, definitions: Definitions) -> Respons
 
 
 @router.get("/{key}/results", response_model=ExperimentResults, summary="The statistical read-out")
-async def results(key: str, store: StoreDep) -> ExperimentResults:
+async def results(
+    key: str,
+    store: StoreDep,
+    dimension: Annotated[
+        str | None,
+        Query(description="one of the experiment's dimensions: adds the per-slice comparison"),
+    ] = None,
+) -> ExperimentResults:
     experiment = await store.get_experiment(key)
+    return await read_out(store, experiment, dimension)
+
+
+async def read_out(
+    store: Store, experiment: Experiment, dimension: str | None = None
+) -> ExperimentResults:
+    """The read-out of ``experiment`` (with the breakdown by ``dimension`` when given)."""
+    breakdown = None
+    if dimension is not None:
+        names = [d.name for d in experiment.dimensions]
+        if dimension not in names:
+            raise InvalidDefinitionError(
+                f"dimension: {dimension!r} is not a dimension of experiment "
+                f"{experiment.key!r}; allowed: {names or 'none (the experiment declares none)'}"
+            )
+        breakdown = (dimension, await store.dimension_totals(experiment, dimension))
     totals = await store.totals(experiment)
     daily = await store.daily_totals(experiment)
-    return await run_in_threadpool(build_results, experiment, totals, daily, time.time())
+    return await run_in_threadpool(
+        partial(build_results, breakdown=breakdown), experiment, totals, daily, time.time()
+    )

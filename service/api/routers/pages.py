@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from experiments.definitions import Experiment
 from experiments.errors import ExperimentNotFoundError
-from experiments.store import Store, VariantTotals
+from experiments.store import SliceTotals, Store, VariantTotals
 from service.api.deps import SESSION_COOKIE, SettingsDep, StoreDep, is_admin, session_token
 from service.readout.build import build_results
 from service.readout.model import ExperimentResults
@@ -94,8 +94,13 @@ def _dashboard(experiments: list[Experiment], data: list[Data], now: float) -> s
     return dashboard_html(items)
 
 
-def _report(experiment: Experiment, data: Data, now: float) -> str:
-    return report_html(experiment, _results(experiment, data, now))
+def _report(
+    experiment: Experiment, data: Data, now: float, breakdown: tuple[str, list[SliceTotals]] | None
+) -> str:
+    totals, daily = data
+    return report_html(
+        experiment, build_results(experiment, totals, daily, now, breakdown=breakdown)
+    )
 
 
 @router.get("/", response_class=HTMLResponse, summary="Every experiment at a glance")
@@ -117,6 +122,12 @@ async def report(request: Request, key: str, store: StoreDep) -> Response:
         experiment = await store.get_experiment(key)
     except ExperimentNotFoundError:
         return HTMLResponse(not_found_html(key), status_code=404)
+    names = [d.name for d in experiment.dimensions]
+    # the breakdown asked for, else the first dimension; an unknown name shows none
+    dimension = request.query_params.get("dimension", names[0] if names else None)
+    breakdown = None
+    if dimension in names:
+        breakdown = (dimension, await store.dimension_totals(experiment, dimension))
     data = await _data(store, experiment)
-    html = await run_in_threadpool(_report, experiment, data, time.time())
+    html = await run_in_threadpool(_report, experiment, data, time.time(), breakdown)
     return HTMLResponse(html)
