@@ -85,6 +85,21 @@ def _choose(experiment: Experiment, unit: str) -> int | None:
     return None if index < 0 else index
 
 
+def _targets(experiment: Experiment) -> bool:
+    """Whether anything but the hash decides (cached: definitions are frozen)."""
+    cached: bool | None = experiment.__dict__.get("_targets")
+    if cached is None:
+        cached = bool(
+            experiment.forced
+            or experiment.condition
+            or experiment.namespace
+            or experiment.holdout
+            or experiment.hash_attribute != "id"
+        )
+        experiment.__dict__["_targets"] = cached
+    return cached
+
+
 def hash_unit(
     experiment: Experiment, visitor_id: str, attributes: Mapping[str, object] | None
 ) -> str | None:
@@ -128,6 +143,11 @@ def decide(
     reporting an exposure); the hash, namespace and holdout are still checked.
     """
     status = experiment.status
+    if status is Status.RUNNING and not _targets(experiment):
+        index = _choose(experiment, visitor_id)  # the hot path: nothing but the hash
+        return Decision(
+            experiment, index, Reason.OUTSIDE_COVERAGE if index is None else Reason.ENROLLED
+        )
     if status is Status.RUNNING:
         forced = experiment.forced.get(visitor_id) if experiment.forced else None
         if forced is not None:

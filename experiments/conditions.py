@@ -75,6 +75,8 @@ def evaluate(
 ) -> bool:
     """Whether ``attributes`` satisfy ``condition`` (every key of it must hold)."""
     groups: SavedGroups = saved_groups or {}
+    if not isinstance(attributes, dict):
+        attributes = dict(attributes)
     for key, expected in condition.items():
         if key == "$or":
             if not _any(attributes, expected, groups):
@@ -86,7 +88,7 @@ def evaluate(
             if not _all(attributes, expected, groups):
                 return False
         elif key == "$not":
-            if isinstance(expected, Mapping) and evaluate(expected, attributes, groups):
+            if isinstance(expected, dict) and evaluate(expected, attributes, groups):
                 return False
         elif not _value_holds(expected, _path(attributes, key), groups):
             return False
@@ -96,19 +98,19 @@ def evaluate(
 def _any(attributes: Mapping[str, object], conditions: object, groups: SavedGroups) -> bool:
     if not isinstance(conditions, list) or not conditions:
         return True
-    return any(isinstance(c, Mapping) and evaluate(c, attributes, groups) for c in conditions)
+    return any(isinstance(c, dict) and evaluate(c, attributes, groups) for c in conditions)
 
 
 def _all(attributes: Mapping[str, object], conditions: object, groups: SavedGroups) -> bool:
     if not isinstance(conditions, list):
         return True
-    return all(isinstance(c, Mapping) and evaluate(c, attributes, groups) for c in conditions)
+    return all(isinstance(c, dict) and evaluate(c, attributes, groups) for c in conditions)
 
 
 def _path(attributes: Mapping[str, object], path: str) -> object:
     current: object = attributes
     for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current:
+        if not isinstance(current, dict) or part not in current:
             return None
         current = current[part]
     return current
@@ -116,14 +118,14 @@ def _path(attributes: Mapping[str, object], path: str) -> object:
 
 def _is_operator_object(value: object) -> bool:
     return (
-        isinstance(value, Mapping)
+        isinstance(value, dict)
         and len(value) > 0
         and all(isinstance(k, str) and k.startswith("$") for k in value)
     )
 
 
 def _value_holds(expected: object, actual: object, groups: SavedGroups) -> bool:
-    if isinstance(expected, Mapping) and _is_operator_object(expected):
+    if isinstance(expected, dict) and _is_operator_object(expected):
         return all(_operator_holds(op, actual, arg, groups) for op, arg in expected.items())
     return _same(expected, actual)
 
@@ -136,7 +138,7 @@ def _same(a: object, b: object) -> bool:
         return a == b
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
+    if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
 
@@ -167,6 +169,8 @@ def _number(value: object) -> float:
         text = value.strip()
         if not text:
             return 0.0
+        if "_" in text:  # Python reads 1_000 as a number, JavaScript does not
+            return math.nan
         try:
             return float(int(text, 16)) if text.lower().startswith("0x") else float(text)
         except ValueError:
@@ -214,6 +218,17 @@ def padded_version(value: object) -> str:
     ``-``; numeric parts are left-padded to five characters, and a plain ``X.Y.Z`` gets a final
     ``~`` (the highest printable ASCII character) so that it sorts after its pre-releases.
     """
+    if isinstance(value, str):
+        return _padded_text(value)
+    return _padded(value)
+
+
+@lru_cache(maxsize=4096)
+def _padded_text(value: str) -> str:
+    return _padded(value)
+
+
+def _padded(value: object) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = _js_string(value)
     if not isinstance(value, str) or not value:
@@ -233,7 +248,7 @@ def _js_string(value: object) -> str:
         return str(int(value))
     if isinstance(value, list):
         return ",".join("" if v is None else _js_string(v) for v in value)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return "[object Object]"
     return str(value)
 
@@ -270,7 +285,7 @@ def _member(value: object, items: Sequence[object]) -> bool:
 
 def _same_scalar(a: object, b: object) -> bool:
     """JavaScript's ``includes`` equality: lists and objects are never equal by content."""
-    if isinstance(a, list | Mapping) or isinstance(b, list | Mapping):
+    if isinstance(a, list | dict) or isinstance(b, list | dict):
         return False
     return _same(a, b)
 
@@ -326,11 +341,11 @@ def _all_of(actual: object, expected: object, ignore_case: bool, groups: SavedGr
 
 
 def _elem_match(actual: object, expected: object, groups: SavedGroups) -> bool:
-    if not isinstance(actual, list) or not isinstance(expected, Mapping):
+    if not isinstance(actual, list) or not isinstance(expected, dict):
         return False
     if _is_operator_object(expected):
         return any(_value_holds(expected, item, groups) for item in actual)
-    return any(isinstance(item, Mapping) and evaluate(expected, item, groups) for item in actual)
+    return any(isinstance(item, dict) and evaluate(expected, item, groups) for item in actual)
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -347,7 +362,7 @@ def check_condition(condition: Mapping[str, object], field: str = "condition") -
     for key, value in condition.items():
         where = f"{field}.{key}"
         if key in ("$and", "$or", "$nor"):
-            if not isinstance(value, list) or not all(isinstance(c, Mapping) for c in value):
+            if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
                 raise ValueError(f"{where}: {key} takes a list of conditions, got {value!r:.80}")
             for i, sub in enumerate(value):
                 check_condition(sub, f"{where}.{i}")
@@ -389,6 +404,6 @@ def _check_operator(op: str, arg: object, where: str) -> None:
             _check_operator(inner, inner_arg, f"{where}.{op}")
     if op == "$all" and isinstance(arg, list):
         for item in arg:
-            if isinstance(item, Mapping) and _is_operator_object(item):
+            if isinstance(item, dict) and _is_operator_object(item):
                 for inner, inner_arg in item.items():
                     _check_operator(inner, inner_arg, f"{where}.$all")
