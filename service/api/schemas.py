@@ -44,7 +44,13 @@ VisitorId = Annotated[
     ),
 ]
 ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, description=KEY_RULE)]
-AttributeValue = str | float | bool | None | list[str | float | bool]
+AttributeScalar = str | float | bool | None
+AttributeValue = (
+    AttributeScalar
+    | list[str | float | bool]
+    | dict[Annotated[str, Field(max_length=64)], AttributeScalar | list[str | float | bool]]
+)
+"""A value, a list, or an object one level deep (for conditions' dotted paths)."""
 
 
 class _Strict(BaseModel):

@@ -64,6 +64,24 @@ def test_visitors_not_matching_get_null_and_are_not_recorded(client: TestClient)
         assert response.status_code == 200, response.text
         answers[i] = response.json()["assignments"]["uk-only"]
     assert all((answers[i] is None) == (i % 3 == 1) for i in answers)
+    # dotted paths read objects in the attributes
+    client.post(
+        "/v1/experiments",
+        json=_definition("v2", condition={"app.version": {"$vgte": "2.1"}}),
+        headers=AUTH,
+    )
+    client.patch("/v1/experiments/v2", json={"status": "running"}, headers=AUTH)
+    for version, enrolled in (("2.10.0", True), ("2.0.9", False)):
+        body = {
+            "visitor_id": f"app-user-{version}",
+            "experiments": ["v2"],
+            "attributes": {"app": {"version": version}},
+        }
+        answer = client.post("/v1/assign", json=body).json()["assignments"]["v2"]
+        assert (answer is not None) is enrolled, version
+    long = {"visitor_id": "x", "attributes": {"app": {"name": "y" * 300}}}
+    refused = client.post("/v1/assign", json=long)
+    assert refused.status_code == 422 and "attributes.app.name" in refused.text
     # GET /v1/assign carries no attributes: decided on empty attributes, like GrowthBook
     assert _assign(client, "v-get", "uk-only") is None
     assert sum(_visitors(client, "uk-only").values()) == 40
