@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1/experiments", tags=["admin"], dependencies=[Admin
 async def create(spec: ExperimentSpec, store: StoreDep, definitions: Definitions) -> Experiment:
     experiment = Experiment.model_validate({**spec.model_dump(), "created_at": time.time()})
     if experiment.holdout is not None:
-        check_holdout(experiment, await definitions.all())
+        check_holdout(experiment, (await store.definitions())[1])
     created = await store.create_experiment(experiment)
     definitions.invalidate()
     return created
