@@ -32,12 +32,23 @@ def _shown(value: object) -> str:
     return repr(text[:_SHOWN_CHARACTERS]) + f"... ({len(text)} characters)"
 
 
+def _leaves(attributes: Mapping[str, object], prefix: str = "") -> list[tuple[str, object]]:
+    """Each value with its dotted name; an object value (one level, for dotted paths) opened."""
+    out: list[tuple[str, object]] = []
+    for name, value in attributes.items():
+        if isinstance(value, dict):
+            out += _leaves(value, f"{prefix}{name}.")
+        else:
+            out.append((prefix + name, value))
+    return out
+
+
 def check_attributes(attributes: M) -> M:
     """Return ``attributes`` unchanged if within the limits, else raise ``ValueError``.
 
-    At most :data:`MAX_ATTRIBUTES` keys; each string value, and each string in a list value, at
-    most :data:`MAX_ATTRIBUTE_VALUE_CHARACTERS` characters; the whole object at most
-    :data:`MAX_ATTRIBUTES_BYTES` bytes as compact UTF-8 JSON.
+    At most :data:`MAX_ATTRIBUTES` keys; each string value, each string in a list value and in
+    an object value, at most :data:`MAX_ATTRIBUTE_VALUE_CHARACTERS` characters; the whole
+    object at most :data:`MAX_ATTRIBUTES_BYTES` bytes as compact UTF-8 JSON.
     """
     if len(attributes) > MAX_ATTRIBUTES:
         names = ", ".join(list(attributes)[:5])
@@ -45,7 +56,7 @@ def check_attributes(attributes: M) -> M:
             f"attributes: at most {MAX_ATTRIBUTES} keys are allowed, got {len(attributes)} "
             f"({names}, ...)"
         )
-    for name, value in attributes.items():
+    for name, value in _leaves(attributes):
         items = value if isinstance(value, list) else [value]
         for item in items:
             if isinstance(item, str) and len(item) > MAX_ATTRIBUTE_VALUE_CHARACTERS:

@@ -11,9 +11,10 @@ import math
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from experiments.bucketing import BucketRange, bucket_ranges
+from experiments.conditions import check_condition
 from experiments.errors import ConflictError, InvalidDefinitionError
 from experiments.limits import EVENT_NAME_PATTERN, EVENT_NAME_RULE, KEY_PATTERN, KEY_RULE
 
@@ -21,11 +22,14 @@ __all__ = [
     "ConversionPrior",
     "Dimension",
     "Direction",
+    "MAX_FORCED_VISITORS",
     "Experiment",
+    "ExperimentKind",
     "ExperimentPatch",
     "ExperimentSpec",
     "Metric",
     "MetricKind",
+    "Namespace",
     "Status",
     "Variant",
     "apply_patch",
@@ -71,6 +75,52 @@ DEFAULT_DIMENSION_VALUES = 20
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# -- targeting, mutual exclusion, holdouts, QA forcing ----------------------------------------
+
+MAX_FORCED_VISITORS = 100
+"""How many visitors one experiment may pin to a variant (QA forcing travels with the
+definition, so every worker applies it without a store read)."""
+
+AttributeName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_$][A-Za-z0-9_.$-]{0,63}$")
+]
+
+
+class ExperimentKind(StrEnum):
+    EXPERIMENT = "experiment"
+    HOLDOUT = "holdout"
+    """Two variants, the held-out share first: its visitors are kept out of every experiment
+    naming it as ``holdout``, and its report compares them with everyone else."""
+
+
+class Namespace(_Frozen):
+    """A range of a namespace's hash (GrowthBook's ``namespace: [id, start, end]``)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    start: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    end: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Self:
+        if not self.start < self.end:
+            raise ValueError(
+                f"namespace {self.id!r}: start must be below end, got [{self.start}, {self.end})"
+            )
+        return self
+
+    def overlaps(self, other: Namespace) -> bool:
+        return self.id == other.id and self.start < other.end and other.start < self.end
+
+    def as_tuple(self) -> tuple[str, float, float]:
+        return (self.id, self.start, self.end)
+
+
+def _checked_condition(condition: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+    if condition is not None:
+        check_condition(condition)
+    return condition
 
 
 class Variant(_Frozen):
@@ -207,11 +257,52 @@ class ExperimentSpec(_Frozen):
         default=None,
         description="Beta prior of conversion rates for the chance to beat control; "
         "None means Beta(1, 1)",
+    )
     dimensions: list[Dimension] = Field(
         default_factory=list,
         max_length=MAX_DIMENSIONS,
         description="attributes given at assignment to break results down by (at most 5)",
     )
+    # targeting, mutual exclusion, holdouts, QA forcing
+    kind: ExperimentKind = ExperimentKind.EXPERIMENT
+    condition: dict[str, JsonValue] | None = Field(
+        default=None, description="who may enter, in GrowthBook's condition syntax"
+    )
+    hash_attribute: AttributeName = Field(
+        default="id", description="the attribute hashed for bucketing; `id` is the visitor id"
+    )
+    namespace: Namespace | None = None
+    holdout: Slug | None = Field(default=None, description="the holdout covering this experiment")
+    forced: dict[Annotated[str, Field(min_length=1, max_length=200)], Slug] = Field(
+        default_factory=dict,
+        max_length=MAX_FORCED_VISITORS,
+        description="visitor id -> variant key, for QA; never recorded",
+    )
+
+    _condition_evaluable = field_validator("condition")(_checked_condition)
+
+    @model_validator(mode="after")
+    def _targeting_consistent(self) -> Self:
+        keys = [v.key for v in self.variants]
+        unknown = sorted({f"{vid}: {key}" for vid, key in self.forced.items() if key not in keys})
+        if unknown:
+            raise ValueError(f"forced: variants must be one of {keys}, got {unknown}")
+        if self.kind is ExperimentKind.HOLDOUT:
+            if len(self.variants) != 2 or self.coverage != 1.0:
+                raise ValueError(
+                    "a holdout has exactly two variants (the held-out share first, then "
+                    f"everyone else) and coverage 1, got {len(self.variants)} variants and "
+                    f"coverage {self.coverage}"
+                )
+            taken = [n for n in ("condition", "namespace", "holdout") if getattr(self, n)]
+            if taken or self.forced:
+                raise ValueError(
+                    f"a holdout takes no condition, namespace, holdout or forced visitors, "
+                    f"got {taken + (['forced'] if self.forced else [])}"
+                )
+        if self.holdout is not None and self.holdout == self.key:
+            raise ValueError(f"holdout must name another experiment, got {self.holdout!r}")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -325,17 +416,45 @@ class ExperimentPatch(_Frozen):
     minimum_detectable_effect: float | None = Field(default=None, gt=0.0, le=10.0)
     status: Status | None = None
     winner: str | None = None
+    condition: dict[str, JsonValue] | None = Field(
+        default=None, description="replaces the condition; {} lets everyone in"
+    )
+    forced: dict[Annotated[str, Field(min_length=1, max_length=200)], Slug] | None = Field(
+        default=None, max_length=MAX_FORCED_VISITORS
+    )
+    namespace: Namespace | None = None
+    hash_attribute: AttributeName | None = None
+    holdout: Slug | None = None
+
+    _condition_evaluable = field_validator("condition")(_checked_condition)
+
+
+_FROZEN_AFTER_DRAFT = ("namespace", "hash_attribute", "holdout")
+"""Fields that decide who is bucketed where: changing them while running would move visitors."""
 
 
 def apply_patch(experiment: Experiment, patch: ExperimentPatch) -> Experiment:
     """A new definition with ``patch`` applied; refuses changes that would re-bucket visitors.
 
     Once an experiment has left draft, its variants (keys, order, weights), seed and hash
-    version are fixed: changing them would move visitors between variants mid-test. Coverage may
-    be ramped, since ranges grow in place. Metrics may be added, not removed or redefined.
+    version are fixed: changing them would move visitors between variants mid-test, and so are
+    the namespace, the hash attribute and the holdout. Coverage may be ramped, since ranges grow
+    in place; the condition may change (the store keeps every enrolled visitor's variant).
+    Metrics may be added, not removed or redefined.
     """
     changes = patch.model_dump(exclude_none=True, exclude={"status", "winner"})
     if experiment.status is not Status.DRAFT:
+        frozen = [
+            f
+            for f in _FROZEN_AFTER_DRAFT
+            if f in changes and getattr(patch, f) != getattr(experiment, f)
+        ]
+        if frozen:
+            raise ConflictError(
+                f"{', '.join(frozen)} of experiment {experiment.key!r} cannot change while it is "
+                f"{experiment.status.value}; allowed only in draft (the condition may change: "
+                "enrolled visitors keep their variant)"
+            )
         if "variants" in changes and patch.variants != experiment.variants:
             raise ConflictError(
                 f"variants of experiment {experiment.key!r} cannot change while it is "

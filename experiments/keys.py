@@ -33,6 +33,8 @@ key                            type    contents
 ``P:{A}:log``                  stream  every tracked event of every visitor, credited or not:
                                        the pre-exposure history (field ``a``, packed)
 ``P:{A}:i:L:W``                hash    the activity log's event-id digests, as ``P:{T}:G:i:L:W``
+``P:client-keys``              hash    client key -> JSON ``{"name", "created_at"}``: the public
+                                       keys GrowthBook SDKs fetch the features payload with
 =============================  ======  ===========================================================
 
 The hash tag puts everything one Lua script touches into one cluster slot. Visitors spread over
@@ -166,6 +168,10 @@ class Keyspace:
     @property
     def definitions(self) -> str:
         return f"{self.prefix}:definitions"
+
+    @property
+    def client_keys(self) -> str:
+        return f"{self.prefix}:client-keys"
 
     def shard(self, experiment: str, generation: int, shard: int, shards: int) -> ShardKeys:
         return ShardKeys(f"{self.prefix}:{{{_tag(experiment, shard, shards)}}}:{generation}")

@@ -1,13 +1,18 @@
 -- Create, replace or delete one experiment definition (compare-and-set).
 -- KEYS: definitions
--- ARGV: key expected_json expected_generation new_json generation_field deleted_prefix
+-- ARGV: key expected_json expected_generation new_json generation_field deleted_prefix expected_version
 --   expected_json  '' = must not exist (create)    new_json  '' = delete
 --   expected_generation  the generation the caller read (ignored on create)
 --   generation_field  the field counting the key's generations
 --   deleted_prefix  the deleted generation's definition is kept under deleted_prefix .. G until
 --     its data is reclaimed
+--   expected_version  '' = any; else the definitions' _version the caller checked the write
+--     against (a start checks its namespace range against every other definition)
 -- Returns the generation written (>= 1), 0 the stored definition differs from the expected one
 -- (a concurrent change), -1 it already exists (create), -2 it does not exist (update, delete).
+if ARGV[7] ~= '' and tonumber(redis.call('HGET', KEYS[1], '_version') or '0') ~= tonumber(ARGV[7]) then
+  return 0
+end
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 local generation
 if ARGV[2] == '' then

@@ -9,14 +9,16 @@ shards) reads however many visitors there are. The keyspace is in :mod:`experime
 packed encodings in :mod:`.codec`.
 
 :class:`Store` is put together from one part per job: definitions (:mod:`.definitions`),
-exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`) and the raw logs
-(:mod:`.logs`).
+exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`), the raw logs
+(:mod:`.logs`) and the GrowthBook SDKs' client keys (:mod:`.client_keys`).
 """
 
 from __future__ import annotations
 
 from experiments.connection import connect
 from experiments.store._base import Client
+from experiments.store.client_keys import ClientKey
+from experiments.store.client_keys import ClientKeysMixin as _ClientKeys
 from experiments.store.codec import day_of
 from experiments.store.definitions import DefinitionsMixin as _Definitions
 from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogSnapshot
@@ -36,6 +38,7 @@ __all__ = [
     "ARRIVAL_SLACK_MS",
     "OTHER_VALUE",
     "Client",
+    "ClientKey",
     "Exposure",
     "LogPage",
     "LogSnapshot",
@@ -51,5 +54,5 @@ __all__ = [
 ]
 
 
-class Store(_Definitions, _Tracking, _Readouts, _Logs):
+class Store(_Definitions, _Tracking, _Readouts, _Logs, _ClientKeys):
     """Abacus's state in one Redis (or Redis Cluster) behind typed methods."""

@@ -75,9 +75,21 @@ class DefinitionsMixin(StoreBase):
             raise ConflictError(f"experiment {experiment.key!r} already exists")
         return experiment.model_copy(update={"generation": code})
 
-    async def replace_experiment(self, old: Experiment, new: Experiment) -> None:
-        """Write ``new`` if the stored definition is still ``old`` (else ConflictError)."""
-        code = await self._put_definition(old.key, _json(old), old.generation, _json(new))
+    async def replace_experiment(
+        self, old: Experiment, new: Experiment, *, expected_version: int | None = None
+    ) -> None:
+        """Write ``new`` if the stored definition is still ``old`` (else ConflictError).
+
+        With ``expected_version``, also only if no definition changed since that version of
+        :meth:`definitions` (a check against the others, such as a namespace range, holds).
+        """
+        code = await self._put_definition(
+            old.key,
+            _json(old),
+            old.generation,
+            _json(new),
+            "" if expected_version is None else str(expected_version),
+        )
         if code == -2:
             raise ExperimentNotFoundError(old.key)
         if code == 0:
@@ -156,7 +168,7 @@ class DefinitionsMixin(StoreBase):
 
     @guarded
     async def _put_definition(
-        self, key: str, expected: str, expected_generation: int, new: str
+        self, key: str, expected: str, expected_generation: int, new: str, version: str = ""
     ) -> int:
         keys = PutDefinitionKeys(self.keys.definitions)
         args = PutDefinitionArgs(
@@ -166,5 +178,6 @@ class DefinitionsMixin(StoreBase):
             new,
             self.keys.generation_field(key),
             self.keys.deleted_prefix(key),
+            version,
         )
         return int(await self._put(keys=list(keys), args=list(args)))

@@ -120,6 +120,7 @@ class PutDefinitionArgs(NamedTuple):
     new_json: str
     generation_field: str
     deleted_prefix: str
+    expected_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

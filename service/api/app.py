@@ -239,13 +239,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
 
-    from service.api.routers import admin, export, pages, public, sdk
+    from service.api.routers import admin, export, growthbook, pages, public, sdk
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
     app.include_router(public.router)
     app.include_router(admin.router)
     app.include_router(export.router)
     app.include_router(sdk.router)
+    app.include_router(growthbook.router)
+    app.include_router(growthbook.admin_router)
     app.include_router(pages.router)
     _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
     return app

@@ -27,6 +27,8 @@ __all__ = [
     "AssignRequest",
     "AssignResponse",
     "BatchTrackRequest",
+    "ExposureRequest",
+    "ExposureResponse",
     "TrackRequest",
     "TrackResponse",
     "VisitorId",
@@ -42,7 +44,13 @@ VisitorId = Annotated[
     ),
 ]
 ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, description=KEY_RULE)]
-AttributeValue = str | float | bool | None | list[str | float | bool]
+AttributeScalar = str | float | bool | None
+AttributeValue = (
+    AttributeScalar
+    | list[str | float | bool]
+    | dict[Annotated[str, Field(max_length=64)], AttributeScalar | list[str | float | bool]]
+)
+"""A value, a list, or an object one level deep (for conditions' dotted paths)."""
 
 
 class _Strict(BaseModel):
@@ -61,6 +69,27 @@ class AssignRequest(_Strict):
     )
 
     _attribute_limits = field_validator("attributes")(check_attributes)
+
+
+class ExposureRequest(_Strict):
+    visitor_id: VisitorId
+    experiment: ExperimentKey
+    variant: ExperimentKey = Field(description="the variant key the SDK showed")
+    attributes: dict[Annotated[str, Field(max_length=64)], AttributeValue] = Field(
+        default_factory=dict,
+        description="as in POST /v1/assign (logged, and the hash "
+        "attribute when the experiment names one)",
+    )
+
+    _attribute_limits = field_validator("attributes")(check_attributes)
+
+
+class ExposureResponse(BaseModel):
+    experiment: str
+    visitor_id: str
+    variant: str | None = Field(description="the recorded variant (an earlier one wins)")
+    recorded: bool = Field(description="false for a visitor pinned for QA (never recorded)")
+    recorded_now: bool = Field(description="false when this exposure was already recorded")
 
 
 class AssignResponse(BaseModel):

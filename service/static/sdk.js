@@ -1,6 +1,8 @@
 /*! Abacus browser SDK: a stable visitor id, assignment (server or local decision), and event
  * tracking that survives page unloads, outages and retries without double counting.
- * Dependency-free, ES2017. Public surface: window.abacus (see docs/sdk.md). */
+ * Targeting in GrowthBook's condition syntax, QA forcing by ?abacus=KEY:VARIANT, onExposure and
+ * an anti-flicker helper. Dependency-free, ES2017. Public surface: window.abacus (see
+ * docs/sdk.md; types in sdk.d.ts, an ES module at sdk.mjs). */
 (function (root) {
   "use strict";
   if (root.abacus && root.abacus.__abacus) return; // loaded twice: keep the first instance
@@ -18,7 +20,8 @@
   var MAX_BATCH = 50; // keeps keepalive bodies far below the browser's 64 KiB budget
   var MAX_AGE_MS = LIMITS.sdk_queue_max_age_seconds * 1000; // older events the server would refuse
   var LATE_MS = 600000; // an event delivered later than this carries its own timestamp
-  var scriptSrc = document.currentScript && document.currentScript.src;
+  // an ES module has no currentScript: sdk.mjs hands over its own URL instead
+  var scriptSrc = (document.currentScript && document.currentScript.src) || root.__abacusModuleUrl;
 
   // ---- bucketing: the same functions as experiments/bucketing.py (GrowthBook-compatible) ----
 
@@ -70,18 +73,227 @@
     return bucket !== null && bucket >= namespace[1] && bucket < namespace[2];
   }
 
-  /** The variant key a definition gives a visitor, or null: what the server would answer. */
-  function decide(definition, visitorId) {
-    if (!definition) return null;
-    if (definition.status === "stopped") return definition.winner || null;
-    if (definition.status !== "running") return null;
-    var bucket = hash(definition.seed || definition.key, visitorId, definition.hash_version || 2);
-    if (bucket === null) return null;
+  // ---- targeting: GrowthBook's condition syntax, as experiments/conditions.py evaluates it ----
+
+  function isObject(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
+
+  function isOperatorObject(v) {
+    if (!isObject(v)) return false;
+    var keys = Object.keys(v);
+    return keys.length > 0 && keys.every(function (k) { return k.charAt(0) === "$"; });
+  }
+
+  /** A dotted path into the attributes; a missing one reads as null. */
+  function getPath(attributes, path) {
+    var current = attributes;
+    var parts = path.split(".");
+    for (var i = 0; i < parts.length; i++) {
+      if (!isObject(current) || !Object.prototype.hasOwnProperty.call(current, parts[i])) return null;
+      current = current[parts[i]];
+    }
+    return current === undefined ? null : current;
+  }
+
+  function typeOf(v) {
+    if (v === null || v === undefined) return "null";
+    return Array.isArray(v) ? "array" : typeof v;
+  }
+
+  /** JSON equality: true is not 1, objects compare by content in any key order. */
+  function same(a, b) {
+    if (Array.isArray(a) || Array.isArray(b)) {
+      return Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
+        a.every(function (x, i) { return same(x, b[i]); });
+    }
+    if (isObject(a) || isObject(b)) {
+      if (!isObject(a) || !isObject(b)) return false;
+      var ka = Object.keys(a), kb = Object.keys(b);
+      return ka.length === kb.length && ka.every(function (k) {
+        return Object.prototype.hasOwnProperty.call(b, k) && same(a[k], b[k]);
+      });
+    }
+    return (a === undefined ? null : a) === (b === undefined ? null : b);
+  }
+
+  function sameScalar(a, b) {
+    return !(Array.isArray(a) || isObject(a) || Array.isArray(b) || isObject(b)) && same(a, b);
+  }
+
+  function toNumber(v) {
+    if (v === null || v === undefined) return 0;
+    if (typeof v === "boolean" || typeof v === "number") return Number(v);
+    if (typeof v === "string") return Number(v);
+    return NaN;
+  }
+
+  /** -1, 0 or 1 as < and > order the two (strings as text, else numbers); null when unordered. */
+  function order(a, b) {
+    if (typeof a === "string" && typeof b === "string") return a < b ? -1 : a > b ? 1 : 0;
+    var x = toNumber(a), y = toNumber(b);
+    if (isNaN(x) || isNaN(y)) return null;
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+
+  /** A version string that orders as text the way the versions order (see conditions.py). */
+  function paddedVersion(v) {
+    if (typeof v === "number") v = String(v);
+    if (!v || typeof v !== "string") v = "0";
+    var parts = v.replace(/^v|\+.*$/g, "").split(/[-.]/);
+    if (parts.length === 3) parts.push("~");
+    return parts.map(function (p) {
+      return /^[0-9]+$/.test(p) ? ("     " + p).slice(-Math.max(5, p.length)) : p;
+    }).join("-");
+  }
+
+  var regexCache = Object.create(null);
+
+  function matches(actual, pattern, flags) {
+    if (typeof pattern !== "string") return false;
+    var key = flags + ":" + pattern;
+    if (!(key in regexCache)) {
+      try { regexCache[key] = new RegExp(pattern, flags); } catch (e) { regexCache[key] = null; }
+    }
+    return regexCache[key] !== null && regexCache[key].test(String(actual));
+  }
+
+  function lower(v) { return typeof v === "string" ? v.toLowerCase() : v; }
+
+  function isIn(actual, expected, insensitive) {
+    if (insensitive) {
+      expected = expected.map(lower);
+      actual = Array.isArray(actual) ? actual.map(lower) : lower(actual);
+    }
+    function member(v) { return expected.some(function (e) { return sameScalar(v, e); }); }
+    return Array.isArray(actual) ? actual.some(member) : member(actual);
+  }
+
+  var ORDERS = { $lt: [-1], $lte: [-1, 0], $gt: [1], $gte: [0, 1] };
+  var VERSION_ORDERS = { $veq: [0], $vne: [-1, 1], $vlt: [-1], $vlte: [-1, 0], $vgt: [1], $vgte: [0, 1] };
+
+  function operatorHolds(op, actual, expected, groups) {
+    switch (op) {
+      case "$eq": return sameScalar(actual, expected);
+      case "$ne": return !sameScalar(actual, expected);
+      case "$in": case "$nin": case "$ini": case "$nini":
+        if (!Array.isArray(expected)) return false;
+        var found = isIn(actual, expected, op === "$ini" || op === "$nini");
+        return op === "$in" || op === "$ini" ? found : !found;
+      case "$inGroup": case "$notInGroup":
+        var group = typeof expected === "string" && Array.isArray(groups[expected]) ? groups[expected] : [];
+        return isIn(actual, group, false) === (op === "$inGroup");
+      case "$all": case "$alli":
+        if (!Array.isArray(actual) || !Array.isArray(expected)) return false;
+        return expected.every(function (wanted) {
+          return actual.some(function (a) {
+            return op === "$alli" ? same(lower(wanted), lower(a)) : valueHolds(wanted, a, groups);
+          });
+        });
+      case "$regex": return matches(actual, expected, "");
+      case "$regexi": return matches(actual, expected, "i");
+      case "$notRegex": return typeof expected === "string" && !matches(actual, expected, "");
+      case "$notRegexi": return typeof expected === "string" && !matches(actual, expected, "i");
+      case "$exists": return expected ? actual !== null : actual === null;
+      case "$type": return typeOf(actual) === expected;
+      case "$size": return Array.isArray(actual) && valueHolds(expected, actual.length, groups);
+      case "$elemMatch":
+        if (!Array.isArray(actual) || !isObject(expected)) return false;
+        return actual.some(function (item) {
+          return isOperatorObject(expected) ? valueHolds(expected, item, groups)
+            : isObject(item) && evalCondition(item, expected, groups);
+        });
+      case "$not": return !valueHolds(expected, actual, groups);
+    }
+    if (has(ORDERS, op)) return ORDERS[op].indexOf(order(actual, expected)) >= 0;
+    if (has(VERSION_ORDERS, op)) {
+      var a = paddedVersion(actual), b = paddedVersion(expected);
+      return VERSION_ORDERS[op].indexOf(a < b ? -1 : a > b ? 1 : 0) >= 0;
+    }
+    return false; // an unknown operator: definitions refuse it, a hand-made one fails closed
+  }
+
+  function valueHolds(expected, actual, groups) {
+    if (isOperatorObject(expected)) {
+      return Object.keys(expected).every(function (op) {
+        return operatorHolds(op, actual, expected[op], groups);
+      });
+    }
+    return same(expected, actual);
+  }
+
+  function anyOf(attributes, conditions, groups) {
+    if (!Array.isArray(conditions) || !conditions.length) return true;
+    return conditions.some(function (c) { return isObject(c) && evalCondition(attributes, c, groups); });
+  }
+
+  function allOf(attributes, conditions, groups) {
+    if (!Array.isArray(conditions)) return true;
+    return conditions.every(function (c) { return isObject(c) && evalCondition(attributes, c, groups); });
+  }
+
+  /** Whether the attributes satisfy a condition in GrowthBook's syntax (every key must hold). */
+  function evalCondition(attributes, condition, groups) {
+    groups = groups || {};
+    for (var key in condition) {
+      if (!has(condition, key)) continue;
+      var expected = condition[key];
+      if (key === "$or") { if (!anyOf(attributes, expected, groups)) return false; }
+      else if (key === "$nor") { if (anyOf(attributes, expected, groups)) return false; }
+      else if (key === "$and") { if (!allOf(attributes, expected, groups)) return false; }
+      else if (key === "$not") { if (isObject(expected) && evalCondition(attributes, expected, groups)) return false; }
+      else if (!valueHolds(expected, getPath(attributes, key), groups)) return false;
+    }
+    return true;
+  }
+
+  /** The value hashed for a definition: the visitor id, or the named attribute as text. */
+  function hashUnit(definition, visitorId, attributes) {
+    var name = definition.hash_attribute || "id";
+    if (name === "id") return visitorId;
+    var value = attributes && has(attributes, name) ? attributes[name] : null;
+    if (value === null || value === undefined || value === "" || typeof value === "object") return null;
+    return String(value);
+  }
+
+  function bucketed(definition, unit) {
+    var bucket = hash(definition.seed || definition.key, unit, definition.hash_version || 2);
+    if (bucket === null) return -1;
     var variants = definition.variants;
     var ranges = definition.ranges || bucketRanges(
       variants.length, definition.coverage, variants.map(function (v) { return v.weight; }));
-    var index = chooseVariant(bucket, ranges);
-    return index < 0 ? null : variants[index].key;
+    return chooseVariant(bucket, ranges);
+  }
+
+  function heldOut(holdout, visitorId, attributes) {
+    if (!holdout || holdout.status !== "running") return false;
+    var unit = hashUnit(holdout, visitorId, attributes);
+    return unit === null || bucketed(holdout, unit) === 0;
+  }
+
+  /** What experiments/assignment.py decides: {variant, forced}; variant null when not enrolled. */
+  function decision(definition, visitorId, attributes, byKey) {
+    var none = { variant: null, forced: false };
+    if (!definition) return none;
+    if (definition.status === "stopped") return { variant: definition.winner || null, forced: false };
+    if (definition.status !== "running") return none;
+    if (definition.forced && has(definition.forced, visitorId)) {
+      return { variant: definition.forced[visitorId], forced: true };
+    }
+    var unit = hashUnit(definition, visitorId, attributes);
+    if (unit === null) return none;
+    if (definition.holdout && heldOut(byKey && byKey[definition.holdout], visitorId, attributes)) return none;
+    if (definition.namespace && !inNamespace(unit, definition.namespace)) return none;
+    if (definition.condition && Object.keys(definition.condition).length) {
+      var seen = Object.assign({}, attributes || {}, { id: visitorId });
+      if (!evalCondition(seen, definition.condition)) return none;
+    }
+    var index = bucketed(definition, unit);
+    return { variant: index < 0 ? null : definition.variants[index].key, forced: false };
+  }
+
+  /** The variant key a definition gives a visitor, or null: what the server would answer.
+   * byKey (the snapshot by key) is needed only for an experiment covered by a holdout. */
+  function decide(definition, visitorId, attributes, byKey) {
+    return decision(definition, visitorId, attributes, byKey).variant;
   }
 
   // ---- small, never-throwing helpers ----
@@ -160,7 +372,8 @@
   // ---- configuration and visitor id ----
 
   var config = { endpoint: "", mode: "server", visitorId: null, attributes: {}, timeoutMs: 5000,
-    retryBaseMs: 1000, retryMaxMs: 30000, cookieDomain: null, debug: false, definitions: null };
+    retryBaseMs: 1000, retryMaxMs: 30000, cookieDomain: null, debug: false, definitions: null,
+    onExposure: null };
   var initialised = false;
 
   /** Where sdk.js was served from (its folder, so a path prefix is kept), else this origin. */
@@ -188,7 +401,8 @@
     try {
       options = options || {};
       var before = config.visitorId;
-      ["mode", "attributes", "timeoutMs", "retryBaseMs", "retryMaxMs", "cookieDomain", "debug"]
+      ["mode", "attributes", "timeoutMs", "retryBaseMs", "retryMaxMs", "cookieDomain", "debug",
+        "onExposure"]
         .forEach(function (name) { if (options[name] !== undefined) config[name] = options[name]; });
       if (!initialised || options.endpoint !== undefined) config.endpoint = normaliseEndpoint(options.endpoint);
       if (config.mode !== "local" && config.mode !== "server") {
@@ -295,12 +509,49 @@
   var answers = Object.create(null); // experiment key -> promise of its variant for this visitor
   var assigning = []; // assignments in flight: events wait for them so exposures land first
 
+  /** ?abacus=KEY:VARIANT[,KEY:VARIANT] in the page URL: variants pinned for QA, never recorded. */
+  function urlForced() {
+    var out = Object.create(null);
+    try {
+      var given = new URL(root.location.href).searchParams.getAll("abacus");
+      given.join(",").split(",").forEach(function (pair) {
+        var parts = pair.split(":");
+        if (parts.length === 2 && EXPERIMENT_KEY.test(parts[0]) && EXPERIMENT_KEY.test(parts[1])) {
+          out[parts[0]] = parts[1];
+        }
+      });
+    } catch (e) { /* no usable URL */ }
+    return out;
+  }
+
+  var reported = Object.create(null); // experiment key -> visitor id already given to onExposure
+  var silent = Object.create(null); // decided locally, not an exposure (pinned, a winner): same
+
+  function reportExposures(answered) {
+    if (typeof config.onExposure !== "function") return;
+    Object.keys(answered).forEach(function (k) {
+      var variant = answered[k];
+      if (variant === null || reported[k] === config.visitorId || silent[k] === config.visitorId) return;
+      reported[k] = config.visitorId;
+      try {
+        config.onExposure({ experiment: k, variant: variant, visitorId: config.visitorId });
+      } catch (e) {
+        warn("onExposure threw: " + e);
+      }
+    });
+  }
+
   function assign(keys) {
     var many = Array.isArray(keys);
     try {
       ensureInit();
       var list = (many ? keys : [keys]).map(String);
+      var pinned = urlForced();
       var missing = list.filter(function (k) {
+        if (has(pinned, k)) {
+          answers[k] = Promise.resolve(pinned[k]);
+          return false;
+        }
         if (EXPERIMENT_KEY.test(k)) return !(k in answers);
         warn("experiment keys are lowercase slugs, got " + JSON.stringify(k) + "; answering null");
         answers[k] = Promise.resolve(null);
@@ -310,6 +561,9 @@
         var resolving = resolveVariants(missing).catch(function (e) {
           warn("assign failed: " + e);
           return {};
+        }).then(function (got) {
+          reportExposures(got);
+          return got;
         });
         missing.forEach(function (k) {
           var answer = resolving.then(function (got) {
@@ -350,8 +604,10 @@
     var out = Object.create(null);
     var exposed = [];
     keys.forEach(function (k) {
-      out[k] = decide(defs[k], vid);
-      if (out[k] !== null && defs[k].status === "running") exposed.push(k);
+      var d = decision(defs[k], vid, config.attributes, defs);
+      out[k] = d.variant;
+      if (d.variant !== null && !d.forced && defs[k].status === "running") exposed.push(k);
+      else silent[k] = vid;
     });
     if (exposed.length) {
       enqueue({ kind: "exposure", id: uuid(), visitor_id: vid, experiments: exposed,
@@ -598,6 +854,32 @@
     } catch (e) { /* never into the host page */ }
   }
 
+  /** Anti-flicker: hide the page (or selector) until the experiments are assigned, at most
+   * timeoutMs (default 1000), then show it whatever happened. Resolves what assign() does. */
+  function hideUntilAssigned(keys, options) {
+    options = options || {};
+    var timeoutMs = options.timeoutMs === undefined ? 1000 : Number(options.timeoutMs);
+    var style = null;
+    try {
+      style = document.createElement("style");
+      style.setAttribute("data-abacus-hide", "");
+      style.textContent = (options.selector || "html") + "{opacity:0 !important}";
+      (document.head || document.documentElement).appendChild(style);
+    } catch (e) { style = null; }
+    var shown = false;
+    function show() {
+      if (shown) return;
+      shown = true;
+      try { if (style && style.parentNode) style.parentNode.removeChild(style); } catch (e) { /* gone */ }
+    }
+    var timer = setTimeout(show, timeoutMs);
+    return assign(keys).then(function (variants) {
+      clearTimeout(timer);
+      show();
+      return variants;
+    });
+  }
+
   function pending() {
     try { ensureInit(); return loadQueue().length; } catch (e) { return 0; }
   }
@@ -607,6 +889,7 @@
     version: "1.0.0",
     init: init,
     assign: assign,
+    hideUntilAssigned: hideUntilAssigned,
     track: track,
     flush: function () { return flush(true); },
     visitorId: visitorId,
@@ -622,6 +905,10 @@
       equalWeights: equalWeights,
       inNamespace: inNamespace,
       decide: decide,
+    },
+    targeting: {
+      evalCondition: evalCondition,
+      paddedVersion: paddedVersion,
     },
   };
   root.abacus = api;

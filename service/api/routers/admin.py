@@ -7,16 +7,21 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from experiments.definitions import (
+    MAX_FORCED_VISITORS,
     Experiment,
     ExperimentPatch,
     ExperimentSpec,
+    Status,
     apply_patch,
     transition,
 )
 from experiments.errors import InvalidDefinitionError
+from experiments.exclusion import check_holdout, check_start
+from experiments.limits import KEY_PATTERN, KEY_RULE
 from experiments.store import Store
 from service.api.deps import Admin, Definitions, StoreDep
 from service.readout.build import build_results
@@ -30,6 +35,8 @@ router = APIRouter(prefix="/v1/experiments", tags=["admin"], dependencies=[Admin
 @router.post("", status_code=201, response_model=Experiment, summary="Create an experiment")
 async def create(spec: ExperimentSpec, store: StoreDep, definitions: Definitions) -> Experiment:
     experiment = Experiment.model_validate({**spec.model_dump(), "created_at": time.time()})
+    if experiment.holdout is not None:
+        check_holdout(experiment, (await store.definitions())[1])
     created = await store.create_experiment(experiment)
     definitions.invalidate()
     return created
@@ -63,6 +70,57 @@ async def patch(
             f"winner is set only together with status 'stopped', got winner {body.winner!r} "
             f"with status {current.status.value!r}"
         )
+    await _write(store, current, updated)
+    definitions.invalidate()
+    return updated
+
+
+async def _write(store: Store, current: Experiment, updated: Experiment) -> None:
+    """Replace the definition; one going live is checked against all the others first, and
+    written only if none changed meanwhile (so two starts cannot both take one range)."""
+    if updated.status is Status.RUNNING and current.status is not Status.RUNNING:
+        version, others = await store.definitions()
+        check_start(updated, others)
+        await store.replace_experiment(current, updated, expected_version=version)
+    else:
+        await store.replace_experiment(current, updated)
+
+
+class ForcedVariant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str = Field(pattern=KEY_PATTERN, description=KEY_RULE)
+
+
+@router.put(
+    "/{key}/forced/{visitor_id}",
+    response_model=Experiment,
+    summary=f"Pin a visitor to a variant for QA (not recorded; at most {MAX_FORCED_VISITORS})",
+)
+async def force(
+    key: str, visitor_id: str, body: ForcedVariant, store: StoreDep, definitions: Definitions
+) -> Experiment:
+    current = await store.get_experiment(key)
+    if body.variant not in current.variant_keys:
+        raise InvalidDefinitionError(
+            f"variant must be one of {current.variant_keys}, got {body.variant!r}"
+        )
+    forced = {**current.forced, visitor_id: body.variant}
+    updated = apply_patch(current, ExperimentPatch.model_construct(forced=forced))
+    await store.replace_experiment(current, updated)
+    definitions.invalidate()
+    return updated
+
+
+@router.delete(
+    "/{key}/forced/{visitor_id}", response_model=Experiment, summary="Unpin a QA visitor"
+)
+async def unforce(
+    key: str, visitor_id: str, store: StoreDep, definitions: Definitions
+) -> Experiment:
+    current = await store.get_experiment(key)
+    forced = {v: k for v, k in current.forced.items() if v != visitor_id}
+    updated = apply_patch(current, ExperimentPatch.model_construct(forced=forced))
     await store.replace_experiment(current, updated)
     definitions.invalidate()
     return updated

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping, Sequence
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from experiments.assignment import decide
+from experiments.assignment import Decision, Reason, decide
 from experiments.connection import guard
 from experiments.definitions import Experiment, Status
-from experiments.errors import InvalidDefinitionError, StoreUnavailableError
+from experiments.errors import ConflictError, InvalidDefinitionError, StoreUnavailableError
 from experiments.limits import (
     KEY_PATTERN,
     KEY_RULE,
@@ -28,6 +29,8 @@ from service.api.schemas import (
     AssignRequest,
     AssignResponse,
     BatchTrackRequest,
+    ExposureRequest,
+    ExposureResponse,
     TrackRequest,
     TrackResponse,
 )
@@ -45,23 +48,45 @@ def _json(payload: object) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
+def _decisions(
+    experiments: list[Experiment],
+    visitor_id: str,
+    attributes: Mapping[str, object] | None,
+    known: Mapping[str, Experiment],
+) -> tuple[list[Decision], list[Decision]]:
+    """The decision per experiment, and those of the holdouts covering them (to record the
+    visitor's membership: a holdout compares its held-out share with everyone else)."""
+    decisions = [
+        decide(e, visitor_id, attributes, holdout=known.get(e.holdout) if e.holdout else None)
+        for e in experiments
+    ]
+    asked = {e.key for e in experiments}
+    holdouts = [
+        known[h]
+        for h in dict.fromkeys(e.holdout for e in experiments if e.holdout)
+        if h is not None and h in known and h not in asked
+    ]
+    return decisions, [decide(h, visitor_id, attributes) for h in holdouts]
+
+
 async def _assign(
     store: Store,
     metrics: Metrics,
-    experiments: list[Experiment],
+    decisions: list[Decision],
     visitor_id: str,
     attributes_json: str = "{}",
     *,
     timeout_seconds: float,
+    also_record: Sequence[Decision] = (),
 ) -> tuple[dict[str, str | None], bool]:
     """Variant per experiment (recording first exposures) and whether all were recorded.
 
     A decision that records goes through the store even when the hash enrols the visitor in no
-    variant: a visitor recorded before coverage was lowered stays where he is.
+    variant: a visitor recorded before coverage was lowered (or the condition changed) stays
+    where he is. ``also_record`` are decisions recorded but not answered (holdouts).
     """
-    decisions = [decide(experiment, visitor_id) for experiment in experiments]
     answer = {d.experiment.key: d.variant for d in decisions}
-    to_record = [d for d in decisions if d.records]
+    to_record = [d for d in (*decisions, *also_record) if d.records]
     recorded = True
     if to_record:
         try:
@@ -83,11 +108,13 @@ async def _assign(
             if new:
                 metrics.exposures.inc(new)
             for d, exposure in zip(to_record, exposures, strict=True):
+                if d.experiment.key not in answer:
+                    continue
                 index = exposure.variant_index
                 answer[d.experiment.key] = (
                     None if index is None else d.experiment.variant_keys[index]
                 )
-    (metrics.assigned_recorded if recorded else metrics.assigned_unrecorded).inc(len(experiments))
+    (metrics.assigned_recorded if recorded else metrics.assigned_unrecorded).inc(len(decisions))
     return answer, recorded
 
 
@@ -119,12 +146,20 @@ async def assign_one(request: Request) -> Response:
         )
     state = request.app.state
     definition = await state.definitions.get(experiment)
+    holdouts: list[Decision] = []
+    if definition.holdout is None:
+        decisions = [decide(definition, visitor_id)]
+    else:
+        decisions, holdouts = _decisions(
+            [definition], visitor_id, None, await state.definitions.all()
+        )
     answer, recorded = await _assign(
         state.store,
         state.metrics,
-        [definition],
+        decisions,
         visitor_id,
         timeout_seconds=state.settings.redis_timeout_seconds,
+        also_record=holdouts,
     )
     return _json(
         {
@@ -173,15 +208,96 @@ async def assign_many(
         chosen = await definitions.running()
     else:
         chosen = [await definitions.get(key) for key in dict.fromkeys(body.experiments)]
+    decisions, holdouts = _decisions(
+        chosen, body.visitor_id, body.attributes, await definitions.all()
+    )
     answer, recorded = await _assign(
         store,
         request.app.state.metrics,
-        chosen,
+        decisions,
         body.visitor_id,
         encode_attributes(body.attributes),
         timeout_seconds=request.app.state.settings.redis_timeout_seconds,
+        also_record=holdouts,
     )
     return AssignResponse(visitor_id=body.visitor_id, assignments=answer, recorded=recorded)
+
+
+@router.post(
+    "/v1/exposures",
+    response_model=ExposureResponse,
+    summary="Record an exposure an SDK decided (GrowthBook's trackingCallback); idempotent",
+    responses={409: {"description": "the experiment is not running, or the hash disagrees"}},
+)
+async def exposures(
+    request: Request, body: ExposureRequest, store: StoreDep, definitions: Definitions
+) -> ExposureResponse:
+    """Record that ``visitor_id`` saw ``variant`` of ``experiment``, once.
+
+    The SDK evaluated the condition on its own attributes, so the condition is not re-checked;
+    the hash, the namespace and the holdout are: a variant the definition cannot give this
+    visitor is refused with 409. A visitor recorded earlier keeps the recorded variant, and a
+    repeated call counts nothing again. A visitor pinned for QA is answered, not recorded.
+    """
+    experiment = await definitions.get(body.experiment)
+    if experiment.status is not Status.RUNNING:
+        raise ConflictError(
+            f"experiment {experiment.key!r} is {experiment.status.value}: exposures are "
+            "recorded only while it runs"
+        )
+    if body.variant not in experiment.variant_keys:
+        raise InvalidDefinitionError(
+            f"variant must be one of {experiment.variant_keys}, got {body.variant!r}"
+        )
+    holdout = _holdout_of(experiment, await definitions.all())
+    decision = decide(
+        experiment, body.visitor_id, body.attributes, holdout=holdout, check_condition=False
+    )
+    holdouts = [] if holdout is None else [decide(holdout, body.visitor_id, body.attributes)]
+    if decision.reason is Reason.FORCED:
+        return ExposureResponse(
+            experiment=experiment.key,
+            visitor_id=body.visitor_id,
+            variant=decision.variant,
+            recorded=False,
+            recorded_now=False,
+        )
+    if decision.variant != body.variant:
+        raise ConflictError(
+            f"variant: the definition of {experiment.key!r} gives visitor "
+            f"{body.visitor_id[:80]!r} {decision.variant!r} ({decision.reason.value}), "
+            f"not {body.variant!r}"
+        )
+    try:
+        recorded = await guard(
+            store.record_exposures(
+                [(experiment, decision.variant_index)]
+                + [(h.experiment, h.variant_index) for h in holdouts if h.records],
+                body.visitor_id,
+                now_ms=int(time.time() * 1000),
+                attributes_json=encode_attributes(body.attributes),
+            ),
+            timeout_seconds=request.app.state.settings.redis_timeout_seconds,
+        )
+    except StoreUnavailableError:
+        request.app.state.metrics.store_errors.inc()
+        raise
+    metrics: Metrics = request.app.state.metrics
+    new = sum(e.recorded_now for e in recorded)
+    if new:
+        metrics.exposures.inc(new)
+    index = recorded[0].variant_index
+    return ExposureResponse(
+        experiment=experiment.key,
+        visitor_id=body.visitor_id,
+        variant=None if index is None else experiment.variant_keys[index],
+        recorded=True,
+        recorded_now=recorded[0].recorded_now,
+    )
+
+
+def _holdout_of(experiment: Experiment, known: Mapping[str, Experiment]) -> Experiment | None:
+    return known.get(experiment.holdout) if experiment.holdout else None
 
 
 def _to_event(body: TrackRequest, now: float, field: str) -> TrackEvent:

@@ -2,10 +2,13 @@
 decides from locally, and the demo shop that shows how a site integrates both.
 
 ``GET /sdk.js`` serves ``service/static/sdk.js`` with the input rules of
-:mod:`experiments.limits` filled in, gzipped when the browser accepts it, with an ``ETag``.
+:mod:`experiments.limits` filled in, gzipped when the browser accepts it, with an ``ETag``;
+``GET /sdk.mjs`` is the same script as an ES module (``import abacus from ".../sdk.mjs"``) and
+``GET /sdk.d.ts`` its TypeScript declarations.
 ``GET /v1/definitions`` is public and cacheable: it holds, per running, paused or stopped
 experiment, only what bucketing needs (key, seed, hash version, coverage, variant keys and
-weights, bucket ranges, status, winner), never names, hypotheses, metrics or results. Drafts are
+weights, bucket ranges, status, winner, and what targeting reads: condition, hash attribute,
+namespace, holdout, QA-pinned visitors), never names, hypotheses, metrics or results. Drafts are
 left out. ``GET /demo/shop`` renders the Buyakilt category page of the case study
 (:mod:`service.demo.shop`).
 """
@@ -22,7 +25,7 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from experiments import limits
 from experiments.definitions import Experiment, Status
@@ -36,6 +39,7 @@ __all__ = [
     "PublicDefinition",
     "public_definition",
     "router",
+    "sdk_module_source",
     "sdk_source",
     "snapshot_of",
 ]
@@ -69,6 +73,12 @@ class PublicDefinition(BaseModel):
     ranges: list[tuple[float, float]]
     status: Status
     winner: str | None
+    # targeting, mutual exclusion, holdouts, QA forcing (what decide() reads)
+    condition: dict[str, JsonValue] | None = None
+    hash_attribute: str = "id"
+    namespace: tuple[str, float, float] | None = None
+    holdout: str | None = None
+    forced: dict[str, str] = {}
 
 
 class DefinitionSnapshot(BaseModel):
@@ -87,6 +97,11 @@ def public_definition(experiment: Experiment) -> PublicDefinition:
         ranges=list(experiment.ranges),
         status=experiment.status,
         winner=experiment.winner,
+        condition=experiment.condition or None,
+        hash_attribute=experiment.hash_attribute,
+        namespace=None if experiment.namespace is None else experiment.namespace.as_tuple(),
+        holdout=experiment.holdout,
+        forced=experiment.forced,
     )
 
 
@@ -143,11 +158,40 @@ def sdk_source() -> bytes:
     return template.replace(LIMITS_MARKER, _limits_json())
 
 
+_MODULE_PRELUDE = b"globalThis.__abacusModuleUrl = import.meta.url;\n"
+_MODULE_EXPORTS = b"""
+const abacus = globalThis.abacus;
+export default abacus;
+export const init = abacus.init, assign = abacus.assign, track = abacus.track,
+  flush = abacus.flush, visitorId = abacus.visitorId, pending = abacus.pending,
+  definitions = abacus.definitions, hideUntilAssigned = abacus.hideUntilAssigned,
+  bucketing = abacus.bucketing, targeting = abacus.targeting;
+"""
+
+
+def sdk_module_source() -> bytes:
+    """The SDK as an ES module: the same script, its default export ``window.abacus``."""
+    return _MODULE_PRELUDE + sdk_source() + _MODULE_EXPORTS
+
+
+def _script(body: bytes) -> _Script:
+    return _Script(body=body, gzipped=gzip.compress(body, 9, mtime=0), etag=_etag(body))
+
+
 @cache
 def _sdk_script() -> _Script:
     """The served script, built once per process (package data does not change at run time)."""
-    body = sdk_source()
-    return _Script(body=body, gzipped=gzip.compress(body, 9, mtime=0), etag=_etag(body))
+    return _script(sdk_source())
+
+
+@cache
+def _sdk_module() -> _Script:
+    return _script(sdk_module_source())
+
+
+@cache
+def _sdk_types() -> _Script:
+    return _script(files("service").joinpath("static", "sdk.d.ts").read_bytes())
 
 
 @router.get(
@@ -157,7 +201,33 @@ def _sdk_script() -> _Script:
     responses={200: {"content": {"text/javascript": {}}}, 304: {"description": "not modified"}},
 )
 async def sdk_js(request: Request) -> Response:
-    script = _sdk_script()
+    return _serve(request, _sdk_script(), "text/javascript; charset=utf-8")
+
+
+@router.get(
+    "/sdk.mjs",
+    summary="The browser SDK as an ES module",
+    response_class=Response,
+    responses={200: {"content": {"text/javascript": {}}}, 304: {"description": "not modified"}},
+)
+async def sdk_mjs(request: Request) -> Response:
+    return _serve(request, _sdk_module(), "text/javascript; charset=utf-8")
+
+
+@router.get(
+    "/sdk.d.ts",
+    summary="TypeScript declarations of the browser SDK",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/typescript": {}}},
+        304: {"description": "not modified"},
+    },
+)
+async def sdk_types(request: Request) -> Response:
+    return _serve(request, _sdk_types(), "application/typescript; charset=utf-8")
+
+
+def _serve(request: Request, script: _Script, media_type: str) -> Response:
     headers = {
         "Cache-Control": f"public, max-age={SDK_MAX_AGE_SECONDS}",
         "ETag": script.etag,
@@ -169,7 +239,7 @@ async def sdk_js(request: Request) -> Response:
     if "gzip" in request.headers.get("accept-encoding", ""):
         body = script.gzipped
         headers["Content-Encoding"] = "gzip"
-    return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.get(
