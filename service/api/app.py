@@ -62,7 +62,10 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, str | int | bool) or value is None:
+    if isinstance(value, str):
+        # a lone surrogate cannot be written as UTF-8: show it escaped
+        return value[:200].encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, int | bool) or value is None:
         return value
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else str(value)
@@ -88,10 +91,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                 }
             )
             continue
+        message = err.get("msg", "")
+        if err.get("type") == "string_unicode":
+            message = "must be valid Unicode text (a lone surrogate has no UTF-8 encoding)"
         details.append(
             {
                 "field": ".".join(loc) or "body",
-                "message": err.get("msg", ""),
+                "message": message,
                 "value": _jsonable(err.get("input")),
             }
         )

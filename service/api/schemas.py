@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from experiments.attributes import check_attributes
 from experiments.limits import (
@@ -42,7 +41,9 @@ VisitorId = Annotated[
     ),
 ]
 ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, description=KEY_RULE)]
-AttributeValue = str | float | bool | None | list[str | float | bool]
+# strict: a JSON string is never read as a number, nor true as 1.0
+Number = Annotated[float, Field(strict=True)]
+AttributeValue = str | Number | bool | None | list[str | Number | bool]
 
 
 class _Strict(BaseModel):
@@ -72,10 +73,14 @@ class AssignResponse(BaseModel):
 class TrackRequest(_Strict):
     visitor_id: VisitorId
     event: str = Field(pattern=EVENT_NAME_PATTERN, description=EVENT_NAME_RULE)
-    value: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
+    value: Number | None = Field(
+        default=None, ge=-1e12, le=1e12, allow_inf_nan=False, description="a JSON number"
+    )
     event_id: str | None = Field(default=None, pattern=EVENT_ID_PATTERN, description=EVENT_ID_RULE)
-    timestamp: datetime | None = Field(
-        default=None, description="when it happened (ISO 8601 or seconds since the epoch)"
+    timestamp: AwareDatetime | None = Field(
+        default=None,
+        description="when it happened: ISO 8601 with a time zone (Z or +01:00), or seconds "
+        "since the epoch",
     )
 
 

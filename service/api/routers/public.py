@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -39,6 +40,22 @@ router = APIRouter(tags=["public"])
 
 _EXPERIMENT_KEY = re.compile(KEY_PATTERN)
 _VISITOR_ID = re.compile(VISITOR_ID_PATTERN)
+
+
+def _raw_utf8(query_string: bytes, name: str) -> bool:
+    """Whether every value of ``name`` in the raw query string is valid UTF-8.
+
+    Starlette decodes bytes that are not UTF-8 to U+FFFD, which would merge different raw ids
+    into one visitor; only a value holding U+FFFD is checked against its raw bytes.
+    """
+    for pair in query_string.split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        if unquote_to_bytes(raw_name.replace(b"+", b" ")) == name.encode():
+            try:
+                unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+    return True
 
 
 def _json(payload: object) -> Response:
@@ -110,6 +127,14 @@ async def assign_one(request: Request) -> Response:
         )
         if pattern.fullmatch(value) is None
     ]
+    if "\ufffd" in visitor_id and not _raw_utf8(request.scope["query_string"], "visitor_id"):
+        problems.append(
+            {
+                "field": "visitor_id",
+                "message": "must be UTF-8 text: its percent-encoded bytes are not valid UTF-8",
+                "value": visitor_id[:200],
+            }
+        )
     if problems:
         message = "; ".join(f"{p['field']}: {p['message']}, got {p['value']!r}" for p in problems)
         return Response(
