@@ -9,8 +9,8 @@ shards) reads however many visitors there are. The keyspace is in :mod:`experime
 packed encodings in :mod:`.codec`.
 
 :class:`Store` is put together from one part per job: definitions (:mod:`.definitions`),
-exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`) and the raw logs
-(:mod:`.logs`).
+exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`), the raw logs
+(:mod:`.logs`) and browser sessions (:mod:`.sessions`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogSnapshot
 from experiments.store.logs import LogsMixin as _Logs
 from experiments.store.readouts import ReadoutsMixin as _Readouts
 from experiments.store.readouts import VariantTotals
+from experiments.store.sessions import SessionsMixin as _Sessions
 from experiments.store.tracking import (
     Exposure,
     TrackEvent,
@@ -47,5 +48,5 @@ __all__ = [
 ]
 
 
-class Store(_Definitions, _Tracking, _Readouts, _Logs):
+class Store(_Definitions, _Tracking, _Readouts, _Logs, _Sessions):
     """Abacus's state in one Redis (or Redis Cluster) behind typed methods."""

@@ -10,8 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from experiments.embedded import EmbeddedRedis
@@ -25,8 +26,11 @@ from experiments.errors import (
 from experiments.keys import Keyspace
 from experiments.store import Store, connect
 from service import __version__
+from service.api.auth import AdminKey
 from service.api.definitions_cache import DefinitionCache
 from service.api.metrics import Metrics
+from service.api.middleware import Guard
+from service.api.schemas import error_responses
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -42,12 +46,15 @@ STATUS_OF: dict[type[AbacusError], int] = {
 """The HTTP status of each domain error."""
 
 ERROR_CODES: dict[int, str] = {
+    400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
     422: "invalid_request",
+    429: "too_many_requests",
     503: "unavailable",
 }
 """The ``error`` code of every error body, by HTTP status (anything else: ``"error"``)."""
@@ -105,12 +112,30 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(ERROR_CODES[422], message, details), status_code=422)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path (routes of one path may be several)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and getattr(route, "methods", None) and regex.match(request.url.path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = exc.headers
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": allowed}
+        message = (
+            f"method {request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+        )
     return JSONResponse(
-        error_body(ERROR_CODES.get(exc.status_code, "error"), str(exc.detail)),
+        error_body(ERROR_CODES.get(exc.status_code, "error"), message),
         status_code=exc.status_code,
-        headers=exc.headers,
+        headers=headers,
     )
 
 
@@ -212,6 +237,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_activity_failure=metrics.activity_log_failures.inc,
         )
         app.state.settings = settings
+        app.state.admin_key = (
+            None if settings.admin_key is None else AdminKey.of(settings.admin_key)
+        )
         app.state.store = store
         app.state.metrics = metrics
         app.state.definitions = DefinitionCache(store, ttl_seconds=settings.definitions_ttl_seconds)
@@ -232,29 +260,61 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A/B-testing engine: assignment, tracking and statistical read-outs",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AbacusError, _abacus_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
-        max_age=600,
-    )
+    app.add_middleware(Guard, hosts=settings.hosts, cors_origins=list(settings.cors_origins))
 
     from service.api.routers import admin, export, pages, public, sdk
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
-    app.include_router(public.router)
-    app.include_router(admin.router)
-    app.include_router(export.router)
-    app.include_router(sdk.router)
+    every = (400, 405)  # a Host not allowed; a method the path does not serve
+    app.include_router(public.router, responses=error_responses(*every))
+    admin_errors = error_responses(*every, 401, 403, 404, 503)
+    app.include_router(admin.router, responses=admin_errors)
+    app.include_router(export.router, responses=admin_errors)
+    app.include_router(sdk.router, responses=error_responses(*every, 503))
     app.include_router(pages.router)
     _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
+    _offline_docs(app)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` from assets shipped in a Python package.
+
+    ``fastapi-offline`` carries Swagger UI's and ReDoc's bundles, served here under
+    ``/docs-assets``, so the docs work on a machine with no internet access.
+    """
+    from importlib.resources import files
+
+    assets = str(files("fastapi_offline").joinpath("static"))
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Abacus API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="Abacus API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+    app.add_api_route("/docs", swagger_ui, include_in_schema=False)
+    app.add_api_route("/redoc", redoc, include_in_schema=False)
 
 
 def _document_plain_routes(app: FastAPI, operations: dict[tuple[str, str], object]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -23,12 +23,16 @@ from experiments.limits import (
 )
 
 __all__ = [
+    "ERROR_DESCRIPTIONS",
     "AssignRequest",
     "AssignResponse",
     "BatchTrackRequest",
+    "ErrorBody",
+    "ErrorDetail",
     "TrackRequest",
     "TrackResponse",
     "VisitorId",
+    "error_responses",
 ]
 
 VisitorId = Annotated[
@@ -100,3 +104,36 @@ class TrackResponse(BaseModel):
         description="experiments whose store could not be written (only in a 503's results): "
         "nothing was credited to them; retry with the same event_id",
     )
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="the field, parameter or header at fault ('body': the whole)")
+    message: str
+    value: Any = Field(description="the offending value (truncated), or null")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str = Field(description="a short code: invalid_request, not_found, unauthorized, ...")
+    message: str = Field(description="what was wrong and what is allowed, in one sentence")
+    details: list[ErrorDetail]
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "the Host header is not one this service answers (ABACUS_ALLOWED_HOSTS)",
+    401: "admin key missing or wrong: send 'Authorization: Bearer <ABACUS_ADMIN_KEY>'",
+    403: "a change sent from another site's page (Origin of another host)",
+    404: "unknown experiment",
+    405: "method not allowed on this path (the Allow header lists those that are)",
+    409: "conflict with the experiment's state (e.g. changing a running experiment's variants)",
+    413: "request body over the size limit",
+    422: "invalid input: each detail names the field, the value and what is allowed",
+    429: "too many failed sign-ins from this address; retry after Retry-After seconds",
+    503: "the store is unavailable; retry after Retry-After seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all with the :class:`ErrorBody` schema."""
+    return {s: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}

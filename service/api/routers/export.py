@@ -338,8 +338,6 @@ async def _stream(
             f"columns {', '.join(EVENT_COLUMNS)}",
             "content": {media: {} for media in MEDIA_TYPES.values()},
         },
-        404: {"description": "unknown experiment"},
-        422: {"description": "invalid parameter"},
     },
 )
 async def events(
@@ -456,8 +454,6 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> bytes:
             "description": f"columns {', '.join(SUMMARY_COLUMNS)}",
             "content": {"application/json": {}, "text/csv": {}},
         },
-        404: {"description": "unknown experiment"},
-        422: {"description": "invalid parameter"},
     },
 )
 async def summary(

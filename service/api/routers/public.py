@@ -23,14 +23,16 @@ from experiments.limits import (
 )
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
 from service.api.app import ERROR_CODES, RETRY_AFTER, error_body
-from service.api.deps import Definitions, StoreDep
+from service.api.deps import Admin, Definitions, StoreDep
 from service.api.metrics import Metrics
 from service.api.schemas import (
+    ERROR_DESCRIPTIONS,
     AssignRequest,
     AssignResponse,
     BatchTrackRequest,
     TrackRequest,
     TrackResponse,
+    error_responses,
 )
 
 __all__ = ["ASSIGN_ONE_OPENAPI", "assign_one", "router"]
@@ -184,13 +186,25 @@ ASSIGN_ONE_OPENAPI: dict[str, object] = {
             "description": '{"experiment", "visitor_id", "variant": KEY or null, '
             '"recorded": false when the exposure could not be stored}'
         },
-        "404": {"description": "unknown experiment"},
-        "422": {"description": "invalid parameter"},
+        **{
+            str(status): {
+                "description": ERROR_DESCRIPTIONS[status],
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                },
+            }
+            for status in (400, 404, 405, 422, 503)
+        },
     },
 }
 
 
-@router.post("/v1/assign", response_model=AssignResponse, summary="Assign to several experiments")
+@router.post(
+    "/v1/assign",
+    response_model=AssignResponse,
+    summary="Assign to several experiments",
+    responses=error_responses(404, 413, 422, 503),
+)
 async def assign_many(
     request: Request, body: AssignRequest, store: StoreDep, definitions: Definitions
 ) -> AssignResponse:
@@ -268,10 +282,11 @@ def _partly_unavailable(outcomes: list[dict[str, TrackOutcome]]) -> Response | N
     response_model=TrackResponse,
     summary="Record an event and credit it to every running experiment the visitor is in",
     responses={
+        **error_responses(413, 422),
         503: {
             "description": "store unavailable; retry after the Retry-After delay. Nothing was "
             "credited, or the body's 'results' lists exactly what was"
-        }
+        },
     },
 )
 async def track(
@@ -303,6 +318,10 @@ async def _track(
     "/v1/track/batch",
     response_model=list[TrackResponse],
     summary="Record up to 1,000 events; all are validated before any is written",
+    responses={
+        **error_responses(413, 422),
+        503: {"description": "store unavailable, as for /v1/track"},
+    },
 )
 async def track_batch(
     request: Request, body: BatchTrackRequest, store: StoreDep, definitions: Definitions
@@ -314,7 +333,13 @@ async def track_batch(
     return _partly_unavailable(outcomes) or [_response(o) for o in outcomes]
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (admin key)",
+    response_class=Response,
+    dependencies=[Admin],
+    responses=error_responses(401),
+)
 async def metrics(request: Request, definitions: Definitions) -> Response:
     state: Metrics = request.app.state.metrics
     try:
@@ -328,7 +353,11 @@ async def metrics(request: Request, definitions: Definitions) -> Response:
     return Response(state.render(), media_type="text/plain; version=0.0.4")
 
 
-@router.get("/healthz", summary="Liveness and Redis reachability")
+@router.get(
+    "/healthz",
+    summary="Liveness and Redis reachability",
+    responses={503: {"description": 'Redis unreachable: {"status": "degraded", "redis": why}'}},
+)
 async def healthz(store: StoreDep) -> Response:
     try:
         await store.ping()
