@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from experiments.embedded import EmbeddedRedis
 from experiments.errors import (
@@ -114,12 +115,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _allowed_methods(request: Request) -> str:
     """Every method some route serves on this path (routes of one path may be several)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and getattr(route, "methods", None) and regex.match(request.url.path):
-            methods |= route.methods
-    return ", ".join(sorted(methods))
+    methods = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            methods.append(method)
+    return ", ".join(methods)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -273,11 +274,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
     every = (400, 405)  # a Host not allowed; a method the path does not serve
-    app.include_router(public.router, responses=error_responses(*every))
-    admin_errors = error_responses(*every, 401, 403, 404, 503)
+    app.include_router(public.router, responses=error_responses(*every, 422))
+    admin_errors = error_responses(*every, 401, 403, 404, 409, 413, 422, 503)
     app.include_router(admin.router, responses=admin_errors)
     app.include_router(export.router, responses=admin_errors)
-    app.include_router(sdk.router, responses=error_responses(*every, 503))
+    app.include_router(sdk.router, responses=error_responses(*every, 422, 503))
     app.include_router(pages.router)
     _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
     _offline_docs(app)
