@@ -318,6 +318,15 @@ def _offline_docs(app: FastAPI) -> None:
     app.add_api_route("/redoc", redoc, include_in_schema=False)
 
 
+def _errors_are_json(schema: dict[str, Any]) -> None:
+    """An HTML route's error answers are JSON too: document them so (FastAPI uses the route's)."""
+    for operation in (o for item in schema.get("paths", {}).values() for o in item.values()):
+        for status, response in operation.get("responses", {}).items():
+            content = response.get("content", {})
+            if status.startswith(("4", "5")) and "text/html" in content:
+                content["application/json"] = content.pop("text/html")
+
+
 def _document_plain_routes(app: FastAPI, operations: dict[tuple[str, str], object]) -> None:
     """Add plain Starlette routes (which FastAPI cannot describe) to the OpenAPI schema."""
     generate = app.openapi
@@ -327,6 +336,7 @@ def _document_plain_routes(app: FastAPI, operations: dict[tuple[str, str], objec
             schema = generate()
             for (path, method), operation in operations.items():
                 schema.setdefault("paths", {}).setdefault(path, {})[method] = operation
+            _errors_are_json(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
