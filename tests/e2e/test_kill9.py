@@ -11,7 +11,6 @@ event row per acknowledged visitor, never two), and resending each acknowledged 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.client import Client
 from tests.conftest import ADMIN_KEY
 from tests.e2e.test_supervisor import _redis_servers_in
 from tests.service.conftest import BUYAKILT
@@ -79,12 +79,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
     redis_pids = _redis_servers_in(data_dir)
     assert len(redis_pids) == 1
     try:
-        created = httpx.post(server.url + "/v1/experiments", json=BUYAKILT, headers=AUTH)
-        assert created.status_code == 201, created.text
-        started = httpx.patch(
-            server.url + f"/v1/experiments/{KEY}", json={"status": "running"}, headers=AUTH
-        )
-        assert started.status_code == 200, started.text
+        server.create_running(BUYAKILT, ADMIN_KEY)
 
         async def run() -> set[int]:
             kill = asyncio.Event()
@@ -110,18 +105,9 @@ def test_sigkill_mid_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
     assert len(acknowledged) >= KILL_AFTER
 
     with LiveServer(_env(data_dir), via_cli=True, startup_seconds=60) as again:
-        export = httpx.get(
-            again.url + f"/v1/experiments/{KEY}/events",
-            params={"format": "json", "pre_exposure": "false"},
-            headers=AUTH,
-            timeout=60,
-        )
-        assert export.status_code == 200, export.text
-        rows = [json.loads(line) for line in export.text.splitlines() if line]
-        counts: dict[str, int] = {}
-        for row in rows:
-            if row["type"] == "event":
-                counts[row["visitor_id"]] = counts.get(row["visitor_id"], 0) + 1
+        with Client(again.url, api_key=ADMIN_KEY) as client:
+            log = client.events(KEY, pre_exposure=False)
+        counts: dict[str, int] = log[log["type"] == "event"]["visitor_id"].value_counts().to_dict()
         missing = [i for i in acknowledged if counts.get(f"k{i}", 0) != 1]
         assert missing == [], f"{len(missing)} of {len(acknowledged)} acknowledged events lost"
         assert max(counts.values()) == 1  # nothing counted twice
