@@ -46,7 +46,7 @@ from tests.support.live_server import LiveServer  # noqa: E402
 
 DAY_MS = 86_400_000
 DEVICES = ("mobile", "desktop", "tablet")
-ADMIN_KEY = "bench-admin-key"
+ADMIN_KEY = "bench-admin-key-0123456789"
 
 
 def definition(key: str, *, shards: int = 8) -> dict[str, Any]:

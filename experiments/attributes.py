@@ -2,13 +2,16 @@
 
 Attributes are copied into the raw log of every running experiment with a visitor's first
 exposure, so one request's attributes cost their size times the running experiments: the
-limits in :mod:`experiments.limits` bound that cost. The check names the attribute, shows the
-value (truncated) and the limit it breaks.
+limits in :mod:`experiments.limits` bound that cost. Every value must also survive a trip
+through JSON and UTF-8 unchanged: NaN and infinities (which JSON cannot hold) and lone
+surrogates (which UTF-8 cannot encode) are refused, never replaced. The check names the
+attribute, shows the value (truncated) and the limit it breaks.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -18,7 +21,7 @@ from experiments.limits import (
     MAX_ATTRIBUTES_BYTES,
 )
 
-__all__ = ["check_attributes"]
+__all__ = ["check_attributes", "check_utf8"]
 
 M = TypeVar("M", bound=Mapping[str, object])
 
@@ -41,10 +44,26 @@ def _leaves(attributes: Mapping[str, object], prefix: str = "") -> list[tuple[st
         else:
             out.append((prefix + name, value))
     return out
+def check_utf8(text: str, field: str) -> str:
+    """Return ``text`` if it encodes as UTF-8, else raise ``ValueError`` naming ``field``.
+
+    JSON's ``\\ud800`` escapes decode to lone surrogates, which no UTF-8 byte string holds: the
+    value is refused rather than stored with a replacement character that merges distinct ids.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{field} must be valid Unicode text, got a lone surrogate "
+            f"{text[exc.start : exc.end]!a} at character {exc.start}"
+        ) from None
+    return text
 
 
 def check_attributes(attributes: M) -> M:
     """Return ``attributes`` unchanged if within the limits, else raise ``ValueError``.
+
+    Names and string values must be valid UTF-8 text (no lone surrogates), numbers finite.
 
     At most :data:`MAX_ATTRIBUTES` keys; each string value, each string in a list value and in
     an object value, at most :data:`MAX_ATTRIBUTE_VALUE_CHARACTERS` characters; the whole
@@ -57,8 +76,16 @@ def check_attributes(attributes: M) -> M:
             f"({names}, ...)"
         )
     for name, value in _leaves(attributes):
+        check_utf8(name, f"attributes: the name {name!a}")
         items = value if isinstance(value, list) else [value]
         for item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(
+                    f"attributes.{name}: numbers must be finite (JSON has no NaN or Infinity), "
+                    f"got {item}"
+                )
+            if isinstance(item, str):
+                check_utf8(item, f"attributes.{name}")
             if isinstance(item, str) and len(item) > MAX_ATTRIBUTE_VALUE_CHARACTERS:
                 raise ValueError(
                     f"attributes.{name}: values must be at most "

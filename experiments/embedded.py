@@ -4,14 +4,24 @@ Used when no ``ABACUS_REDIS_URL`` is given and by the tests. It persists with an
 file (``appendfsync everysec``) in the data directory, so a restart keeps every experiment and
 event, and listens on a unix socket in a private temporary directory (plus, on request, a TCP
 port on 127.0.0.1 for other processes such as benchmarks).
+
+One server per data directory: ``abacus.lock`` in it is locked (``flock``) by the process that
+starts the server and by the server itself (it inherits the locked descriptor), so the lock
+holds while either lives, and a second start on the directory is refused with the pids that
+hold it. With ``die_with_parent`` the server is sent SIGTERM (a clean shutdown that flushes the
+append-only file) when the process that started it dies, however it dies (Linux).
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +45,12 @@ def redis_server_binary() -> str:
     return str(path)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies (Linux ``PR_SET_PDEATHSIG``)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,11 +70,13 @@ class EmbeddedRedis:
         tcp: bool = False,
         persist: bool = True,
         port: int | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.tcp = tcp or port is not None
         self.persist = persist
         self.fixed_port = port
+        self.die_with_parent = die_with_parent and sys.platform == "linux"
         self.port = 0
         self._run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -100,13 +118,29 @@ class EmbeddedRedis:
         ]
         conf = self._run_dir / "redis.conf"
         conf.write_text("\n".join(config) + "\n")
+        assert self._lock is not None
         self._process = subprocess.Popen(
             [redis_server_binary(), str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            pass_fds=(self._lock.fileno(),),  # the server holds the directory lock too
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
+        self._write_owner(f"pid {os.getpid()}, redis-server pid {self._process.pid}")
         self._wait_ready(timeout_seconds)
         return self
+
+    @property
+    def pid(self) -> int | None:
+        """The redis-server's process id while it runs."""
+        return None if self._process is None else self._process.pid
+
+    def _write_owner(self, text: str) -> None:
+        assert self._lock is not None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(text + "\n")
+        self._lock.flush()
 
     def _lock_data_dir(self) -> None:
         """Refuse a second server on the same append-only file (it would corrupt it)."""
@@ -114,12 +148,16 @@ class EmbeddedRedis:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "an unknown process"
             lock.close()
             raise StoreUnavailableError(
-                f"data directory {self.data_dir} is in use by another embedded Redis (a running "
-                "'abacus serve'?); stop it, or point ABACUS_REDIS_URL at that server"
+                f"data directory {self.data_dir} is in use by a live embedded Redis ({owner}; a "
+                "running 'abacus serve'?): two servers on one append-only file would corrupt "
+                "it; stop that one, or point ABACUS_REDIS_URL at its server"
             ) from None
         self._lock = lock
+        self._write_owner(f"pid {os.getpid()}")
 
     def _wait_ready(self, timeout_seconds: float) -> None:
         deadline = time.monotonic() + timeout_seconds

@@ -35,6 +35,12 @@ key                            type    contents
 ``P:{A}:i:L:W``                hash    the activity log's event-id digests, as ``P:{T}:G:i:L:W``
 ``P:client-keys``              hash    client key -> JSON ``{"name", "created_at"}``: the public
                                        keys GrowthBook SDKs fetch the features payload with
+``P:{_auth:K}:s:H``            string  a browser session of key ``K`` (a digest of the key):
+                                       the key's session epoch when it was opened; ``H`` is
+                                       the SHA-256 of the session token; expires with the session
+``P:{_auth:K}:epoch``          string  the session epoch of ``K``; bumping it revokes every
+                                       session of ``K`` at once
+``P:{_login:C}:failures``      string  failed sign-ins from client ``C`` in the current window
 =============================  ======  ===========================================================
 
 The hash tag puts everything one Lua script touches into one cluster slot. Visitors spread over
@@ -192,6 +198,15 @@ class Keyspace:
     def deleted_prefix(experiment: str) -> str:
         """``_deleted:E:``: a deleted generation's definition is kept under this plus G."""
         return f"_deleted:{experiment}:"
+
+    def session(self, key_id: str, token_digest: str) -> str:
+        return f"{self.prefix}:{{_auth:{key_id}}}:s:{token_digest}"
+
+    def session_epoch(self, key_id: str) -> str:
+        return f"{self.prefix}:{{_auth:{key_id}}}:epoch"
+
+    def login_failures(self, client: str) -> str:
+        return f"{self.prefix}:{{_login:{client}}}:failures"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this keyspace (tests and tools, never requests)."""

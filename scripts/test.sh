@@ -37,4 +37,7 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy experiments service stats bench examples tests
+# pytest includes the live-service checks in tests/e2e: schemathesis against a real uvicorn
+# (test_schemathesis.py), SIGKILL of the service and its Redis mid-load (test_kill9.py) and
+# the `abacus serve` supervisor (test_supervisor.py).
 .venv/bin/python -m pytest "$@"

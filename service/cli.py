@@ -1,9 +1,15 @@
 """The ``abacus`` command: run the service and manage experiments from a terminal.
 
 ``abacus serve`` starts the embedded Redis itself when ``ABACUS_REDIS_URL`` is not set and hands
-its URL to the workers, so several workers share one store. Experiment commands talk to a
-running service over HTTP (``--url``, default ``$ABACUS_URL`` or http://127.0.0.1:8000), and
-so do ``abacus report`` and ``abacus results`` (they render the typed read-out locally).
+its URL to the workers, so several workers share one store. It stops that Redis however it is
+stopped: on SIGINT and SIGTERM (uvicorn re-raises the signal once it has shut down, so the
+process turns SIGTERM into an exit that runs its cleanup), with any number of workers, and, if
+it dies without cleaning up (SIGKILL, a crash), through the kernel: the server gets SIGTERM
+when its parent dies. A second ``serve`` on a data directory in use is refused.
+
+Experiment commands talk to a running service over HTTP (``--url``, default ``$ABACUS_URL``
+or http://127.0.0.1:8000), and so do ``abacus report`` and ``abacus results`` (they render
+the typed read-out locally).
 ``abacus demo`` writes to the store directly, like ``serve --demo``.
 """
 
@@ -13,6 +19,7 @@ import argparse
 import ipaddress
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,9 +47,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from experiments.embedded import EmbeddedRedis
+    from experiments.errors import StoreUnavailableError
     from service.settings import Settings
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"abacus serve: {exc}", file=sys.stderr)
+        return 2
     if settings.admin_key is None and not _is_loopback(args.host):
         print(
             f"refusing to listen on {args.host}: ABACUS_ADMIN_KEY is not set, so the admin "
@@ -54,9 +66,16 @@ def _serve(args: argparse.Namespace) -> int:
         print("ABACUS_ADMIN_KEY is not set: admin endpoints are open, listening on loopback only")
     embedded = None
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_dir).start()
+        try:
+            embedded = EmbeddedRedis(settings.data_dir, die_with_parent=True).start()
+        except StoreUnavailableError as exc:
+            print(f"abacus serve: refusing to start: {exc}", file=sys.stderr)
+            return 2
         os.environ["ABACUS_REDIS_URL"] = embedded.url
-        print(f"embedded Redis with its data in {settings.data_dir}")
+        print(f"embedded Redis (pid {embedded.pid}) with its data in {settings.data_dir}")
+    # uvicorn handles SIGTERM itself, then raises it again: make that an exit that runs `finally`
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
     try:
         if args.demo:
             from service.demo.simulation import run_demo
@@ -78,6 +97,10 @@ def _serve(args: argparse.Namespace) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _http(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:

@@ -8,9 +8,14 @@ variable                          meaning                                       
 ``ABACUS_REDIS_TIMEOUT_SECONDS``  how long a Redis connect or reply is awaited; past     ``2.0``
                                   it tracking answers 503, assignment is not recorded
 ``ABACUS_DATA_DIR``               data directory of the embedded Redis (AOF)             ``.abacus``
-``ABACUS_ADMIN_KEY``              bearer key for admin endpoints; unset = loopback only  unset
+``ABACUS_ADMIN_KEY``              bearer key for admin endpoints (at least 16            unset
+                                  characters, no spaces); unset = loopback only
+``ABACUS_ALLOWED_HOSTS``          comma-separated Host names the service answers; others loopback
+                                  get 400 (DNS rebinding); ``*`` = any                   names, or
+                                                                                         ``*`` with
+                                                                                         a key
 ``ABACUS_CORS_ORIGINS``           comma-separated origins allowed to call the public     ``*``
-                                  API
+                                  API (never the admin API)
 ``ABACUS_KEY_PREFIX``             prefix of every Redis key                              ``abacus``
 ``ABACUS_LOG_MAX_LENGTH``         length cap of each log stream (one per experiment      100000
                                   shard and per activity shard; 0 = no log is kept)
@@ -26,7 +31,20 @@ from pathlib import Path
 
 from experiments.connection import DEFAULT_TIMEOUT_SECONDS
 
-__all__ = ["Settings"]
+__all__ = ["LOOPBACK_HOSTS", "MIN_ADMIN_KEY_LENGTH", "Settings"]
+
+MIN_ADMIN_KEY_LENGTH = 16
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""The Host names a service without an admin key answers: it listens on loopback only."""
+
+
+def _check_admin_key(key: str) -> None:
+    if len(key) < MIN_ADMIN_KEY_LENGTH or any(c.isspace() or not c.isprintable() for c in key):
+        raise ValueError(
+            f"ABACUS_ADMIN_KEY must be at least {MIN_ADMIN_KEY_LENGTH} printable characters "
+            f"without spaces, got {len(key)} characters; generate one with "
+            "'python3 -c \"import secrets; print(secrets.token_urlsafe(32))\"'"
+        )
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,19 @@ class Settings:
     redis_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     definitions_ttl_seconds: float = 1.0
     max_body_bytes: int = 1_048_576
+    allowed_hosts: tuple[str, ...] | None = None
+    """None: :data:`LOOPBACK_HOSTS` without an admin key, any host with one."""
+
+    def __post_init__(self) -> None:
+        if self.admin_key is not None:
+            _check_admin_key(self.admin_key)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The Host names answered (``("*",)`` for any)."""
+        if self.allowed_hosts is not None:
+            return self.allowed_hosts
+        return LOOPBACK_HOSTS if self.admin_key is None else ("*",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,7 +90,9 @@ class Settings:
                 f"ABACUS_REDIS_TIMEOUT_SECONDS must be a number of seconds in (0, 600], got "
                 f"{timeout!r}"
             )
+        hosts = env.get("ABACUS_ALLOWED_HOSTS", "")
         return cls(
+            allowed_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()) or None,
             redis_url=env.get("ABACUS_REDIS_URL") or None,
             redis_cluster=env.get("ABACUS_REDIS_CLUSTER", "0") in {"1", "true", "yes"},
             redis_timeout_seconds=timeout_seconds,

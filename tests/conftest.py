@@ -132,7 +132,7 @@ def artifacts_dir() -> Path:
     return path
 
 
-ADMIN_KEY = "test-admin-key"
+ADMIN_KEY = "test-admin-key-0123456789"
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ packed encodings in :mod:`.codec`.
 
 :class:`Store` is put together from one part per job: definitions (:mod:`.definitions`),
 exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`), the raw logs
-(:mod:`.logs`) and the GrowthBook SDKs' client keys (:mod:`.client_keys`).
+(:mod:`.logs`), the GrowthBook SDKs' client keys (:mod:`.client_keys`) and browser sessions
+(:mod:`.sessions`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogSnapshot
 from experiments.store.logs import LogsMixin as _Logs
 from experiments.store.readouts import OTHER_VALUE, SliceTotals, VariantTotals
 from experiments.store.readouts import ReadoutsMixin as _Readouts
+from experiments.store.sessions import SessionsMixin as _Sessions
 from experiments.store.tracking import (
     Exposure,
     TrackEvent,
@@ -54,5 +56,5 @@ __all__ = [
 ]
 
 
-class Store(_Definitions, _Tracking, _Readouts, _Logs, _ClientKeys):
+class Store(_Definitions, _Tracking, _Readouts, _Logs, _ClientKeys, _Sessions):
     """Abacus's state in one Redis (or Redis Cluster) behind typed methods."""

@@ -15,9 +15,11 @@ from experiments.limits import DEDUP_WINDOW_SECONDS
 from experiments.store.scripts import (
     ACTIVITY,
     ASSIGN,
+    ATTEMPT,
     DEDUP_PARTS,
     DIMENSION,
     PUT_DEFINITION,
+    SESSION,
     TRACK,
 )
 
@@ -65,6 +67,8 @@ class StoreBase:
         # (registry key, dimension position) -> value -> slice; and the registries found full
         self._dimension_slices: dict[tuple[str, int], dict[str, int]] = {}
         self._full_dimensions: set[tuple[str, int]] = set()
+        self._session = client.register_script(SESSION.source)
+        self._attempt = client.register_script(ATTEMPT.source)
         # concurrent assignment requests share round trips (see experiments/batching.py)
         self._assign_batcher = ScriptBatcher(client, self._assign)
         # the script calls of every caller in one tick share a round trip too

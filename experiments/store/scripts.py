@@ -15,20 +15,26 @@ from typing import NamedTuple
 __all__ = [
     "ACTIVITY",
     "ASSIGN",
+    "ATTEMPT",
     "DEDUP_PARTS",
     "DIMENSION",
     "PUT_DEFINITION",
     "SCRIPTS",
+    "SESSION",
     "TRACK",
     "ActivityArgs",
     "ActivityKeys",
     "AssignArgs",
     "AssignKeys",
+    "AttemptArgs",
+    "AttemptKeys",
     "DimensionArgs",
     "DimensionKeys",
     "PutDefinitionArgs",
     "PutDefinitionKeys",
     "ScriptSpec",
+    "SessionArgs",
+    "SessionKeys",
     "TrackArgs",
     "TrackKeys",
 ]
@@ -123,6 +129,24 @@ class PutDefinitionArgs(NamedTuple):
     expected_version: str = ""
 
 
+class SessionKeys(NamedTuple):
+    session: str
+    epoch: str
+
+
+class SessionArgs(NamedTuple):
+    op: str
+    ttl_ms: int
+
+
+class AttemptKeys(NamedTuple):
+    counter: str
+
+
+class AttemptArgs(NamedTuple):
+    window_ms: int
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptSpec:
     """One script: its file, its KEYS and ARGV names in order, and the names of variable tails."""
@@ -154,7 +178,9 @@ ACTIVITY = ScriptSpec("activity.lua", ActivityKeys._fields, ActivityArgs._fields
 PUT_DEFINITION = ScriptSpec(
     "put_definition.lua", PutDefinitionKeys._fields, PutDefinitionArgs._fields
 )
-SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION, DIMENSION)
+SESSION = ScriptSpec("session.lua", SessionKeys._fields, SessionArgs._fields)
+ATTEMPT = ScriptSpec("attempt.lua", AttemptKeys._fields, AttemptArgs._fields)
+SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION, DIMENSION, SESSION, ATTEMPT)
 
 TRACK_STATE_INDEX = TrackKeys._fields.index("state") + 1
 """The 1-based KEYS index of the tracked event's state slice; other states follow the fixed keys."""

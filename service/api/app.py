@@ -10,9 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from experiments.embedded import EmbeddedRedis
 from experiments.errors import (
@@ -25,8 +27,11 @@ from experiments.errors import (
 from experiments.keys import Keyspace
 from experiments.store import Store, connect
 from service import __version__
+from service.api.auth import AdminKey
 from service.api.definitions_cache import DefinitionCache
 from service.api.metrics import Metrics
+from service.api.middleware import Guard
+from service.api.schemas import error_responses
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -42,12 +47,15 @@ STATUS_OF: dict[type[AbacusError], int] = {
 """The HTTP status of each domain error."""
 
 ERROR_CODES: dict[int, str] = {
+    400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
     422: "invalid_request",
+    429: "too_many_requests",
     503: "unavailable",
 }
 """The ``error`` code of every error body, by HTTP status (anything else: ``"error"``)."""
@@ -62,7 +70,10 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, str | int | bool) or value is None:
+    if isinstance(value, str):
+        # a lone surrogate cannot be written as UTF-8: show it escaped
+        return value[:200].encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, int | bool) or value is None:
         return value
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else str(value)
@@ -88,10 +99,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                 }
             )
             continue
+        message = err.get("msg", "")
+        if err.get("type") == "string_unicode":
+            message = "must be valid Unicode text (a lone surrogate has no UTF-8 encoding)"
         details.append(
             {
                 "field": ".".join(loc) or "body",
-                "message": err.get("msg", ""),
+                "message": message,
                 "value": _jsonable(err.get("input")),
             }
         )
@@ -99,12 +113,30 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(ERROR_CODES[422], message, details), status_code=422)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path (routes of one path may be several)."""
+    methods = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            methods.append(method)
+    return ", ".join(methods)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = exc.headers
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": allowed}
+        message = (
+            f"method {request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+        )
     return JSONResponse(
-        error_body(ERROR_CODES.get(exc.status_code, "error"), str(exc.detail)),
+        error_body(ERROR_CODES.get(exc.status_code, "error"), message),
         status_code=exc.status_code,
-        headers=exc.headers,
+        headers=headers,
     )
 
 
@@ -206,6 +238,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_activity_failure=metrics.activity_log_failures.inc,
         )
         app.state.settings = settings
+        app.state.admin_key = (
+            None if settings.admin_key is None else AdminKey.of(settings.admin_key)
+        )
         app.state.store = store
         app.state.metrics = metrics
         app.state.definitions = DefinitionCache(store, ttl_seconds=settings.definitions_ttl_seconds)
@@ -226,31 +261,72 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A/B-testing engine: assignment, tracking and statistical read-outs",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AbacusError, _abacus_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
-        max_age=600,
-    )
+    app.add_middleware(Guard, hosts=settings.hosts, cors_origins=list(settings.cors_origins))
 
     from service.api.routers import admin, export, growthbook, pages, public, sdk
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
-    app.include_router(public.router)
-    app.include_router(admin.router)
-    app.include_router(export.router)
-    app.include_router(sdk.router)
-    app.include_router(growthbook.router)
-    app.include_router(growthbook.admin_router)
+    every = (400, 405)  # a Host not allowed; a method the path does not serve
+    app.include_router(public.router, responses=error_responses(*every, 422))
+    admin_errors = error_responses(*every, 401, 403, 404, 409, 413, 422, 503)
+    app.include_router(admin.router, responses=admin_errors)
+    app.include_router(export.router, responses=admin_errors)
+    app.include_router(sdk.router, responses=error_responses(*every, 422, 503))
+    app.include_router(growthbook.router, responses=error_responses(*every, 404, 422, 503))
+    app.include_router(growthbook.admin_router, responses=admin_errors)
     app.include_router(pages.router)
     _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
+    _offline_docs(app)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` from assets shipped in a Python package.
+
+    ``fastapi-offline`` carries Swagger UI's and ReDoc's bundles, served here under
+    ``/docs-assets``, so the docs work on a machine with no internet access.
+    """
+    from importlib.resources import files
+
+    assets = str(files("fastapi_offline").joinpath("static"))
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Abacus API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="Abacus API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+    app.add_api_route("/docs", swagger_ui, include_in_schema=False)
+    app.add_api_route("/redoc", redoc, include_in_schema=False)
+
+
+def _errors_are_json(schema: dict[str, Any]) -> None:
+    """An HTML route's error answers are JSON too: document them so (FastAPI uses the route's)."""
+    for operation in (o for item in schema.get("paths", {}).values() for o in item.values()):
+        for status, response in operation.get("responses", {}).items():
+            content = response.get("content", {})
+            if status.startswith(("4", "5")) and "text/html" in content:
+                content["application/json"] = content.pop("text/html")
 
 
 def _document_plain_routes(app: FastAPI, operations: dict[tuple[str, str], object]) -> None:
@@ -262,6 +338,7 @@ def _document_plain_routes(app: FastAPI, operations: dict[tuple[str, str], objec
             schema = generate()
             for (path, method), operation in operations.items():
                 schema.setdefault("paths", {}).setdefault(path, {})[method] = operation
+            _errors_are_json(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

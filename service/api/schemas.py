@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from experiments.attributes import check_attributes
 from experiments.limits import (
@@ -24,14 +23,18 @@ from experiments.limits import (
 )
 
 __all__ = [
+    "ERROR_DESCRIPTIONS",
     "AssignRequest",
     "AssignResponse",
     "BatchTrackRequest",
+    "ErrorBody",
+    "ErrorDetail",
     "ExposureRequest",
     "ExposureResponse",
     "TrackRequest",
     "TrackResponse",
     "VisitorId",
+    "error_responses",
 ]
 
 VisitorId = Annotated[
@@ -44,11 +47,13 @@ VisitorId = Annotated[
     ),
 ]
 ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, description=KEY_RULE)]
-AttributeScalar = str | float | bool | None
+# strict: a JSON string is never read as a number, nor true as 1.0
+Number = Annotated[float, Field(strict=True)]
+AttributeScalar = str | Number | bool | None
 AttributeValue = (
     AttributeScalar
-    | list[str | float | bool]
-    | dict[Annotated[str, Field(max_length=64)], AttributeScalar | list[str | float | bool]]
+    | list[str | Number | bool]
+    | dict[Annotated[str, Field(max_length=64)], AttributeScalar | list[str | Number | bool]]
 )
 """A value, a list, or an object one level deep (for conditions' dotted paths)."""
 
@@ -101,10 +106,14 @@ class AssignResponse(BaseModel):
 class TrackRequest(_Strict):
     visitor_id: VisitorId
     event: str = Field(pattern=EVENT_NAME_PATTERN, description=EVENT_NAME_RULE)
-    value: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
+    value: Number | None = Field(
+        default=None, ge=-1e12, le=1e12, allow_inf_nan=False, description="a JSON number"
+    )
     event_id: str | None = Field(default=None, pattern=EVENT_ID_PATTERN, description=EVENT_ID_RULE)
-    timestamp: datetime | None = Field(
-        default=None, description="when it happened (ISO 8601 or seconds since the epoch)"
+    timestamp: AwareDatetime | None = Field(
+        default=None,
+        description="when it happened: ISO 8601 with a time zone (Z or +01:00), or seconds "
+        "since the epoch",
     )
 
 
@@ -124,3 +133,36 @@ class TrackResponse(BaseModel):
         description="experiments whose store could not be written (only in a 503's results): "
         "nothing was credited to them; retry with the same event_id",
     )
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="the field, parameter or header at fault ('body': the whole)")
+    message: str
+    value: Any = Field(description="the offending value (truncated), or null")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str = Field(description="a short code: invalid_request, not_found, unauthorized, ...")
+    message: str = Field(description="what was wrong and what is allowed, in one sentence")
+    details: list[ErrorDetail]
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "the Host header is not one this service answers (ABACUS_ALLOWED_HOSTS)",
+    401: "admin key missing or wrong: send 'Authorization: Bearer <ABACUS_ADMIN_KEY>'",
+    403: "a change sent from another site's page (Origin of another host)",
+    404: "unknown experiment",
+    405: "method not allowed on this path (the Allow header lists those that are)",
+    409: "conflict with the experiment's state (e.g. changing a running experiment's variants)",
+    413: "request body over the size limit",
+    422: "invalid input: each detail names the field, the value and what is allowed",
+    429: "too many failed sign-ins from this address; retry after Retry-After seconds",
+    503: "the store is unavailable; retry after Retry-After seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all with the :class:`ErrorBody` schema."""
+    return {s: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}

@@ -40,6 +40,8 @@ COLOURS: dict[str, str] = {
 }
 LINE_COLOURS = ("#0969da", "#8250df", "#bf3989", "#1b7c83", "#953800")
 _RC: dict[RcKeyType, Any] = {
+    # names come from users: "$5 vs $10" is text, and "B $x^$" must not be parsed as maths
+    "text.parse_math": False,
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],

@@ -259,7 +259,7 @@ def test_redis_down_assignment_answers_from_hash_and_tracking_says_503(
 
     with EmbeddedRedis(tempfile.mkdtemp(), tcp=True, persist=False) as own:
         app = create_app(Settings(redis_url=own.url, admin_key=None, definitions_ttl_seconds=0.0))
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
             create_running(client, BUYAKILT)
             expected = _assign(client, "down-visitor")
             redis.Redis.from_url(own.url).shutdown(nosave=True)
@@ -290,7 +290,7 @@ def test_metrics_endpoint_counts_assignments_and_events(client: TestClient) -> N
     _assign(client, "m0")
     client.post("/v1/track", json={"visitor_id": "m0", "event": "purchase", "value": 5})
     client.post("/v1/track", json={"visitor_id": "nobody", "event": "purchase", "value": 5})
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=AUTH).text
     assert 'abacus_assignments_total{recorded="true"} 4.0' in text
     assert "abacus_exposures_recorded_total 3.0" in text
     assert 'abacus_events_total{outcome="credited"} 1.0' in text

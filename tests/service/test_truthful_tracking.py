@@ -76,7 +76,7 @@ def test_an_activity_log_failure_is_counted_not_an_error(
         plain.set(store.keys.activity(place.shard, store.activity_shards).log, "not a stream")
     response = client.post("/v1/track", json={"visitor_id": "bob", "event": "purchase"})
     assert response.status_code == 200 and response.json()["credited"] == ["buyakilt-filters"]
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=AUTH).text
     assert "abacus_activity_log_failures_total 1.0" in metrics
     alone = client.post("/v1/track", json={"visitor_id": "bob", "event": "newsletter"})
     assert alone.status_code == 503  # nothing took an event that only the activity log keeps

@@ -81,6 +81,19 @@ class LiveServer:
             raise RuntimeError("the service is not running")
         return self.process.pid
 
+    def create_running(self, definition: Mapping[str, object], admin_key: str) -> None:
+        """Create the experiment ``definition`` through the API and start it."""
+        auth = {"Authorization": f"Bearer {admin_key}"}
+        created = httpx.post(self.url + "/v1/experiments", json=dict(definition), headers=auth)
+        if created.status_code != 201:
+            raise RuntimeError(f"creating the experiment failed: {created.text}")
+        key = definition["key"]
+        started = httpx.patch(
+            self.url + f"/v1/experiments/{key}", json={"status": "running"}, headers=auth
+        )
+        if started.status_code != 200:
+            raise RuntimeError(f"starting the experiment failed: {started.text}")
+
     def start(self) -> Self:
         """Start the process and return once ``/healthz`` answers 200."""
         command = self._command()

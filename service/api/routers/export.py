@@ -142,6 +142,14 @@ class _Encoder(Protocol):
     def finish(self) -> bytes: ...
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading '."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 class _CsvEncoder:
     """RFC 4180 CSV with a header row; empty cells for missing values, values as recorded."""
 
@@ -157,7 +165,16 @@ class _CsvEncoder:
             self.header = False
         key = self.experiment
         writer.writerows(
-            (key, kind, visitor, variant, _iso(ms), event or "", value or "", attributes or "")
+            (
+                key,
+                kind,
+                _cell(visitor),
+                variant,
+                _iso(ms),
+                event or "",
+                value or "",
+                _cell(attributes or ""),
+            )
             for kind, visitor, variant, ms, event, value, attributes in page.rows()
         )
         return out.getvalue().encode()
@@ -321,8 +338,6 @@ async def _stream(
             f"columns {', '.join(EVENT_COLUMNS)}",
             "content": {media: {} for media in MEDIA_TYPES.values()},
         },
-        404: {"description": "unknown experiment"},
-        422: {"description": "invalid parameter"},
     },
 )
 async def events(
@@ -421,7 +436,13 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([("" if row[c] is None else row[c]) for c in columns] for row in rows)
+    writer.writerows(
+        [
+            "" if row[c] is None else _cell(row[c]) if isinstance(row[c], str) else row[c]
+            for c in columns
+        ]
+        for row in rows
+    )
     return out.getvalue().encode()
 
 
@@ -433,8 +454,6 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> bytes:
             "description": f"columns {', '.join(SUMMARY_COLUMNS)}",
             "content": {"application/json": {}, "text/csv": {}},
         },
-        404: {"description": "unknown experiment"},
-        422: {"description": "invalid parameter"},
     },
 )
 async def summary(

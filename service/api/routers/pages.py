@@ -2,26 +2,37 @@
 
 They show the same data as the admin results endpoint, so they sit behind the same admin check
 (open on loopback when no admin key is configured). A browser cannot send a bearer header, so
-``/login`` trades the admin key for a read-only, HttpOnly, SameSite=Strict session cookie; a
-page asked for without it redirects there. Computing the read-out and drawing the
-charts is CPU work, so it runs in a worker thread, never on the event loop.
+``/login`` trades the admin key for a read-only server-side session (:mod:`service.api.auth`:
+random token, HttpOnly, SameSite=Strict cookie, expiry, revoked by ``/logout``, sign-ins
+rate-limited per client); a page asked for without it redirects there. Computing the
+read-out and drawing the charts is CPU work, so it runs in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import math
 import time
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from experiments.definitions import Experiment
 from experiments.errors import ExperimentNotFoundError
 from experiments.store import SliceTotals, Store, VariantTotals
-from service.api.deps import SESSION_COOKIE, SettingsDep, StoreDep, is_admin, session_token
+from service.api.app import ERROR_CODES, error_body
+from service.api.auth import (
+    LOGIN_MAX_FAILURES,
+    LOGIN_WINDOW_SECONDS,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    AdminKey,
+    close_session,
+    open_session,
+)
+from service.api.deps import StoreDep, is_admin
 from service.readout.build import build_results
 from service.readout.model import ExperimentResults
 from service.report.html import dashboard_html, login_html, not_found_html, report_html
@@ -29,8 +40,6 @@ from service.report.html import dashboard_html, login_html, not_found_html, repo
 __all__ = ["router"]
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-
-SESSION_SECONDS = 12 * 3600
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -48,20 +57,41 @@ async def login_form(next: str = "/") -> HTMLResponse:
     return HTMLResponse(login_html(_safe_next(next)))
 
 
+def _too_many(retry_after_seconds: float) -> Response:
+    seconds = max(1, math.ceil(retry_after_seconds))
+    message = (
+        f"too many failed sign-ins from this address (at most {LOGIN_MAX_FAILURES} in "
+        f"{LOGIN_WINDOW_SECONDS} s): retry in {seconds} s"
+    )
+    return JSONResponse(
+        error_body(ERROR_CODES[429], message),
+        status_code=429,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
 @router.post("/login")
-async def login(request: Request, settings: SettingsDep) -> Response:
+async def login(request: Request, store: StoreDep) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     given = form.get("key", [""])[0]
     target = _safe_next(form.get("next", ["/"])[0])
-    key = settings.admin_key
+    key: AdminKey | None = request.app.state.admin_key
     if key is None:
         return RedirectResponse(target, status_code=303)
-    if not hmac.compare_digest(given.encode(), key.encode()):
+    client = request.client.host if request.client else "unknown"
+    if await store.failures(client) >= LOGIN_MAX_FAILURES:
+        return _too_many(LOGIN_WINDOW_SECONDS)
+    if not key.matches(given):
+        failures, left_seconds = await store.count_failure(
+            client, window_seconds=LOGIN_WINDOW_SECONDS
+        )
+        if failures >= LOGIN_MAX_FAILURES:
+            return _too_many(left_seconds)
         return HTMLResponse(login_html(target, "That is not the admin key."), status_code=401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        session_token(key),
+        await open_session(store, key),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -71,7 +101,9 @@ async def login(request: Request, settings: SettingsDep) -> Response:
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request, store: StoreDep) -> Response:
+    if (cookie := request.cookies.get(SESSION_COOKIE)) is not None:
+        await close_session(store, cookie)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -105,7 +137,7 @@ def _report(
 
 @router.get("/", response_class=HTMLResponse, summary="Every experiment at a glance")
 async def dashboard(request: Request, store: StoreDep) -> Response:
-    if not is_admin(request):
+    if not await is_admin(request):
         return _to_login(request)
     _, by_key = await store.definitions()
     experiments = sorted(by_key.values(), key=lambda e: (-(e.created_at or 0), e.key))
@@ -116,7 +148,7 @@ async def dashboard(request: Request, store: StoreDep) -> Response:
 
 @router.get("/experiments/{key}", response_class=HTMLResponse, summary="One experiment's report")
 async def report(request: Request, key: str, store: StoreDep) -> Response:
-    if not is_admin(request):
+    if not await is_admin(request):
         return _to_login(request)
     try:
         experiment = await store.get_experiment(key)

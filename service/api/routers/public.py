@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -23,9 +24,10 @@ from experiments.limits import (
 )
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
 from service.api.app import ERROR_CODES, RETRY_AFTER, error_body
-from service.api.deps import Definitions, StoreDep
+from service.api.deps import Admin, Definitions, StoreDep
 from service.api.metrics import Metrics
 from service.api.schemas import (
+    ERROR_DESCRIPTIONS,
     AssignRequest,
     AssignResponse,
     BatchTrackRequest,
@@ -33,6 +35,7 @@ from service.api.schemas import (
     ExposureResponse,
     TrackRequest,
     TrackResponse,
+    error_responses,
 )
 
 __all__ = ["ASSIGN_ONE_OPENAPI", "assign_one", "router"]
@@ -42,6 +45,22 @@ router = APIRouter(tags=["public"])
 
 _EXPERIMENT_KEY = re.compile(KEY_PATTERN)
 _VISITOR_ID = re.compile(VISITOR_ID_PATTERN)
+
+
+def _raw_utf8(query_string: bytes, name: str) -> bool:
+    """Whether every value of ``name`` in the raw query string is valid UTF-8.
+
+    Starlette decodes bytes that are not UTF-8 to U+FFFD, which would merge different raw ids
+    into one visitor; only a value holding U+FFFD is checked against its raw bytes.
+    """
+    for pair in query_string.split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        if unquote_to_bytes(raw_name.replace(b"+", b" ")) == name.encode():
+            try:
+                unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+    return True
 
 
 def _json(payload: object) -> Response:
@@ -137,6 +156,14 @@ async def assign_one(request: Request) -> Response:
         )
         if pattern.fullmatch(value) is None
     ]
+    if "\ufffd" in visitor_id and not _raw_utf8(request.scope["query_string"], "visitor_id"):
+        problems.append(
+            {
+                "field": "visitor_id",
+                "message": "must be UTF-8 text: its percent-encoded bytes are not valid UTF-8",
+                "value": visitor_id[:200],
+            }
+        )
     if problems:
         message = "; ".join(f"{p['field']}: {p['message']}, got {p['value']!r}" for p in problems)
         return Response(
@@ -194,13 +221,25 @@ ASSIGN_ONE_OPENAPI: dict[str, object] = {
             "description": '{"experiment", "visitor_id", "variant": KEY or null, '
             '"recorded": false when the exposure could not be stored}'
         },
-        "404": {"description": "unknown experiment"},
-        "422": {"description": "invalid parameter"},
+        **{
+            str(status): {
+                "description": ERROR_DESCRIPTIONS[status],
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                },
+            }
+            for status in (400, 404, 405, 422, 503)
+        },
     },
 }
 
 
-@router.post("/v1/assign", response_model=AssignResponse, summary="Assign to several experiments")
+@router.post(
+    "/v1/assign",
+    response_model=AssignResponse,
+    summary="Assign to several experiments",
+    responses=error_responses(404, 413, 422, 503),
+)
 async def assign_many(
     request: Request, body: AssignRequest, store: StoreDep, definitions: Definitions
 ) -> AssignResponse:
@@ -359,10 +398,11 @@ def _partly_unavailable(outcomes: list[dict[str, TrackOutcome]]) -> Response | N
     response_model=TrackResponse,
     summary="Record an event and credit it to every running experiment the visitor is in",
     responses={
+        **error_responses(413, 422),
         503: {
             "description": "store unavailable; retry after the Retry-After delay. Nothing was "
             "credited, or the body's 'results' lists exactly what was"
-        }
+        },
     },
 )
 async def track(
@@ -394,6 +434,10 @@ async def _track(
     "/v1/track/batch",
     response_model=list[TrackResponse],
     summary="Record up to 1,000 events; all are validated before any is written",
+    responses={
+        **error_responses(413, 422),
+        503: {"description": "store unavailable, as for /v1/track"},
+    },
 )
 async def track_batch(
     request: Request, body: BatchTrackRequest, store: StoreDep, definitions: Definitions
@@ -405,7 +449,13 @@ async def track_batch(
     return _partly_unavailable(outcomes) or [_response(o) for o in outcomes]
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (admin key)",
+    response_class=Response,
+    dependencies=[Admin],
+    responses=error_responses(401),
+)
 async def metrics(request: Request, definitions: Definitions) -> Response:
     state: Metrics = request.app.state.metrics
     try:
@@ -419,7 +469,11 @@ async def metrics(request: Request, definitions: Definitions) -> Response:
     return Response(state.render(), media_type="text/plain; version=0.0.4")
 
 
-@router.get("/healthz", summary="Liveness and Redis reachability")
+@router.get(
+    "/healthz",
+    summary="Liveness and Redis reachability",
+    responses={503: {"description": 'Redis unreachable: {"status": "degraded", "redis": why}'}},
+)
 async def healthz(store: StoreDep) -> Response:
     try:
         await store.ping()
