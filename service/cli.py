@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from experiments.definitions import Experiment
     from service.readout.model import ExperimentResults
 
@@ -194,6 +196,8 @@ def _count_rows(path: Path, fmt: str) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import tempfile
+
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -208,8 +212,10 @@ def _export(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     out = Path(args.out)
+    to_sql = args.format == "duckdb"
     with (
         Client(args.url, os.environ.get("ABACUS_ADMIN_KEY")) as client,
+        tempfile.TemporaryDirectory() as scratch,
         Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -219,26 +225,49 @@ def _export(args: argparse.Namespace) -> int:
             console=console,
         ) as progress,
     ):
+        fetched = Path(scratch) / "events.parquet" if to_sql else out
         task = progress.add_task(f"{args.key} events ({args.format})", total=None)
         try:
             download = client.download_events(
                 args.key,
-                out,
-                format=args.format,
+                fetched,
+                format="parquet" if to_sql else args.format,
                 pre_exposure=not args.no_pre_exposure,
                 lookback_days=args.lookback_days,
                 on_progress=lambda size: progress.advance(task, size),
             )
+            definition = client.experiment(args.key) if to_sql else None
         except ClientError as exc:
             out.unlink(missing_ok=True)
             raise SystemExit(f"error {exc.status}: {exc.message}") from exc
         progress.update(task, total=download.bytes, completed=download.bytes)
-    rows = _count_rows(out, args.format)
+        if definition is not None:
+            rows = _write_duckdb(progress, fetched, out, definition)
+        else:
+            rows = _count_rows(out, args.format)
     print(
         f"wrote {rows:,} rows of {args.key} ({download.exposures:,} exposures counted) to {out} "
-        f"({download.bytes:,} bytes)"
+        f"({out.stat().st_size:,} bytes)"
     )
+    if to_sql:
+        print("views: exposures, events, visitors, pre_exposure_events (table log)")
     return 0
+
+
+def _write_duckdb(progress: Progress, parquet: Path, out: Path, definition: dict[str, Any]) -> int:
+    """Load the downloaded log into a DuckDB file at ``out``; the rows of its ``log`` table."""
+    from experiments.definitions import Experiment
+    from service.sql import load_log
+
+    experiment = Experiment.model_validate(definition)
+    task = progress.add_task(f"{experiment.key} into DuckDB", total=1)
+    connection = load_log(parquet, experiment.metrics, database=out)
+    try:
+        row = connection.execute("SELECT count(*) FROM log").fetchone()
+    finally:
+        connection.close()
+    progress.update(task, completed=1)
+    return 0 if row is None else int(row[0])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,11 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     results.set_defaults(run=_results)
 
     export = sub.add_parser(
-        "export", help="download an experiment's raw event log (Parquet, CSV or JSON Lines)"
+        "export",
+        help="download an experiment's raw event log (Parquet, CSV, JSON Lines or a DuckDB "
+        "database with the views exposures, events and visitors)",
     )
     export.add_argument("key", help="experiment key")
-    export.add_argument("--format", choices=["parquet", "csv", "json"], default="parquet")
-    export.add_argument("--out", required=True, help="file to write, e.g. events.parquet")
+    export.add_argument("--format", choices=["parquet", "csv", "json", "duckdb"], default="parquet")
+    export.add_argument(
+        "--out", required=True, help="file to write, e.g. events.parquet or log.duckdb"
+    )
     export.add_argument(
         "--no-pre-exposure",
         action="store_true",

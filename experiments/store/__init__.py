@@ -9,14 +9,15 @@ shards) reads however many visitors there are. The keyspace is in :mod:`experime
 packed encodings in :mod:`.codec`.
 
 :class:`Store` is put together from one part per job: definitions (:mod:`.definitions`),
-exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`) and the raw logs
-(:mod:`.logs`).
+exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`), the raw logs
+(:mod:`.logs`) and bandit periods (:mod:`.bandit`).
 """
 
 from __future__ import annotations
 
 from experiments.connection import connect
 from experiments.store._base import Client
+from experiments.store.bandit import BanditMixin as _Bandit
 from experiments.store.codec import day_of
 from experiments.store.definitions import DefinitionsMixin as _Definitions
 from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogSnapshot
@@ -47,5 +48,5 @@ __all__ = [
 ]
 
 
-class Store(_Definitions, _Tracking, _Readouts, _Logs):
+class Store(_Definitions, _Tracking, _Readouts, _Logs, _Bandit):
     """Abacus's state in one Redis (or Redis Cluster) behind typed methods."""

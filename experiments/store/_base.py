@@ -12,7 +12,14 @@ from experiments.connection import Client
 from experiments.definitions import Experiment
 from experiments.keys import Keyspace, ShardKeys, VisitorPlace, place_of
 from experiments.limits import DEDUP_WINDOW_SECONDS
-from experiments.store.scripts import ACTIVITY, ASSIGN, DEDUP_PARTS, PUT_DEFINITION, TRACK
+from experiments.store.scripts import (
+    ACTIVITY,
+    ASSIGN,
+    BANDIT_PERIOD,
+    DEDUP_PARTS,
+    PUT_DEFINITION,
+    TRACK,
+)
 
 __all__ = ["Client", "ScriptCall", "StoreBase"]
 
@@ -54,6 +61,7 @@ class StoreBase:
         self._track = client.register_script(TRACK.source)
         self._activity = client.register_script(ACTIVITY.source)
         self._put = client.register_script(PUT_DEFINITION.source)
+        self._bandit_period = client.register_script(BANDIT_PERIOD.source)
         # concurrent assignment requests share round trips (see experiments/batching.py)
         self._assign_batcher = ScriptBatcher(client, self._assign)
         # the script calls of every caller in one tick share a round trip too

@@ -21,7 +21,7 @@ from experiments.errors import ConflictError, ExperimentNotFoundError
 from experiments.store._base import StoreBase
 from experiments.store.scripts import PutDefinitionArgs, PutDefinitionKeys
 
-__all__ = ["DefinitionsMixin"]
+__all__ = ["DefinitionsMixin", "definition_json"]
 
 UNLINK_BATCH = 500
 """Keys per UNLINK: small enough that one command never holds Redis up."""
@@ -29,7 +29,8 @@ UNLINK_BATCH = 500
 _EXCLUDED = {"generation"}
 
 
-def _json(experiment: Experiment) -> str:
+def definition_json(experiment: Experiment) -> str:
+    """The stored text of a definition (its generation is kept apart)."""
     return experiment.model_dump_json(exclude=_EXCLUDED)
 
 
@@ -70,14 +71,16 @@ class DefinitionsMixin(StoreBase):
 
     async def create_experiment(self, experiment: Experiment) -> Experiment:
         """Store a new experiment; returns it with the generation the store gave it."""
-        code = await self._put_definition(experiment.key, "", 0, _json(experiment))
+        code = await self._put_definition(experiment.key, "", 0, definition_json(experiment))
         if code == -1:
             raise ConflictError(f"experiment {experiment.key!r} already exists")
         return experiment.model_copy(update={"generation": code})
 
     async def replace_experiment(self, old: Experiment, new: Experiment) -> None:
         """Write ``new`` if the stored definition is still ``old`` (else ConflictError)."""
-        code = await self._put_definition(old.key, _json(old), old.generation, _json(new))
+        code = await self._put_definition(
+            old.key, definition_json(old), old.generation, definition_json(new)
+        )
         if code == -2:
             raise ExperimentNotFoundError(old.key)
         if code == 0:
@@ -86,7 +89,7 @@ class DefinitionsMixin(StoreBase):
     async def delete_experiment(self, experiment: Experiment) -> None:
         """Delete the definition, then reclaim every exposure, event and aggregate of it."""
         code = await self._put_definition(
-            experiment.key, _json(experiment), experiment.generation, ""
+            experiment.key, definition_json(experiment), experiment.generation, ""
         )
         if code == -2:
             raise ExperimentNotFoundError(experiment.key)
@@ -147,7 +150,8 @@ class DefinitionsMixin(StoreBase):
                 pipe.execute_command("UNLINK", *names[start : start + UNLINK_BATCH])
             await guard(pipe.execute())
         field = self.keys.deleted_prefix(experiment.key) + str(experiment.generation)
-        await self.client.hdel(self.keys.definitions, field)
+        history = self.keys.bandit_field(experiment.key, experiment.generation)
+        await self.client.hdel(self.keys.definitions, history, field)
 
     @guarded
     async def _put_definition(

@@ -15,6 +15,7 @@ from typing import NamedTuple
 __all__ = [
     "ACTIVITY",
     "ASSIGN",
+    "BANDIT_PERIOD",
     "DEDUP_PARTS",
     "PUT_DEFINITION",
     "SCRIPTS",
@@ -23,6 +24,8 @@ __all__ = [
     "ActivityKeys",
     "AssignArgs",
     "AssignKeys",
+    "BanditPeriodArgs",
+    "BanditPeriodKeys",
     "PutDefinitionArgs",
     "PutDefinitionKeys",
     "ScriptSpec",
@@ -107,6 +110,21 @@ class PutDefinitionArgs(NamedTuple):
     deleted_prefix: str
 
 
+class BanditPeriodKeys(NamedTuple):
+    definitions: str
+
+
+class BanditPeriodArgs(NamedTuple):
+    key: str
+    expected_json: str
+    expected_generation: int
+    new_json: str
+    generation_field: str
+    history_field: str
+    expected_history: str
+    new_history: str
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptSpec:
     """One script: its file, its KEYS and ARGV names in order, and the names of variable tails."""
@@ -137,7 +155,8 @@ ACTIVITY = ScriptSpec("activity.lua", ActivityKeys._fields, ActivityArgs._fields
 PUT_DEFINITION = ScriptSpec(
     "put_definition.lua", PutDefinitionKeys._fields, PutDefinitionArgs._fields
 )
-SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION)
+BANDIT_PERIOD = ScriptSpec("bandit_period.lua", BanditPeriodKeys._fields, BanditPeriodArgs._fields)
+SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION, BANDIT_PERIOD)
 
 TRACK_STATE_INDEX = TrackKeys._fields.index("state") + 1
 """The 1-based KEYS index of the tracked event's state slice; other states follow the fixed keys."""
