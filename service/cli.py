@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -270,6 +271,50 @@ def _write_duckdb(progress: Progress, parquet: Path, out: Path, definition: dict
     return 0 if row is None else int(row[0])
 
 
+def _bandit(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from service.bandit import BanditReport
+
+    path = f"/v1/experiments/{quote(args.key, safe='')}/bandit"
+    if args.action == "step":
+        path += "/step?force=" + str(args.force).lower()
+        report = BanditReport.model_validate(_http(args, "POST", path))
+    else:
+        report = BanditReport.model_validate(_http(args, "GET", path))
+    console = Console()
+    table = Table("period", "started", "weights", "visitors", "conversions", title=report.metric)
+    for period in report.periods:
+        started = datetime.fromtimestamp(period.started_at, UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            str(period.index),
+            started,
+            " / ".join(f"{w:.3f}" for w in period.weights),
+            "open" if period.visitors is None else " / ".join(f"{n:,}" for n in period.visitors),
+            ""
+            if period.conversions is None
+            else " / ".join(f"{c:,.0f}" for c in period.conversions),
+        )
+    console.print(table)
+    for row in report.comparisons:
+        if row.absolute_lift is None or row.absolute_ci is None:
+            console.print(f"{row.variant}: not comparable yet ({row.reason})")
+            continue
+        low, high = row.absolute_ci
+        console.print(
+            f"{row.variant} vs control, period-weighted: {row.absolute_lift:+.4f} "
+            f"[{low:+.4f}, {high:+.4f}], p = {row.pvalue:.4g} over {row.periods} periods"
+        )
+    if args.action == "step":
+        weights = ", ".join(f"{k} {w:.1%}" for k, w in report.weights.items())
+        verb = "re-weighted" if report.stepped else "not due yet; weights stay"
+        console.print(f"{report.experiment} {verb}: {weights}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="abacus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -335,6 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
     export.set_defaults(run=_export)
+
+    bandit = sub.add_parser(
+        "bandit", help="show a bandit's periods, or close its period and re-weight it"
+    )
+    bandit.add_argument("action", choices=["show", "step"])
+    bandit.add_argument("key", help="experiment key")
+    bandit.add_argument(
+        "--force", action="store_true", help="with step: close the period even if it is not over"
+    )
+    bandit.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
+    bandit.set_defaults(run=_bandit)
     return parser
 
 

@@ -41,6 +41,8 @@ class Settings:
     redis_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     definitions_ttl_seconds: float = 1.0
     max_body_bytes: int = 1_048_576
+    bandit_interval_seconds: float = 60.0
+    """How often the service steps the bandits that are due; 0 turns the loop off."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +61,16 @@ class Settings:
                 f"ABACUS_REDIS_TIMEOUT_SECONDS must be a number of seconds in (0, 600], got "
                 f"{timeout!r}"
             )
+        bandit = env.get("ABACUS_BANDIT_INTERVAL_SECONDS", "60")
+        try:
+            bandit_seconds = float(bandit)
+        except ValueError:
+            bandit_seconds = float("nan")
+        if not 0 <= bandit_seconds <= 86_400:
+            raise ValueError(
+                "ABACUS_BANDIT_INTERVAL_SECONDS must be a number of seconds in [0, 86400] "
+                f"(0 = no loop), got {bandit!r}"
+            )
         return cls(
             redis_url=env.get("ABACUS_REDIS_URL") or None,
             redis_cluster=env.get("ABACUS_REDIS_CLUSTER", "0") in {"1", "true", "yes"},
@@ -68,4 +80,5 @@ class Settings:
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             key_prefix=env.get("ABACUS_KEY_PREFIX", "abacus"),
             log_max_length=int(length),
+            bandit_interval_seconds=bandit_seconds,
         )

@@ -10,6 +10,12 @@ treatment / control - 1; undefined quantities are NaN (or None) with a ``reason`
 ``ValueError``.
 """
 
+from stats.bandit import (
+    PeriodWeightedResult,
+    best_variant_shares,
+    period_weighted_comparison,
+    thompson_weights,
+)
 from stats.bayesian import chance_to_be_best, chance_to_beat_control
 from stats.cuped import cuped
 from stats.errors import (
@@ -63,6 +69,7 @@ __all__ = [
     "MeanSummary",
     "Metric",
     "MetricKind",
+    "PeriodWeightedResult",
     "PowerKind",
     "Proportion",
     "RatioSummary",
@@ -72,6 +79,7 @@ __all__ = [
     "Summary",
     "UndefinedResultWarning",
     "adjust_pvalues",
+    "best_variant_shares",
     "chance_to_be_best",
     "chance_to_beat_control",
     "compare_frame",
@@ -85,9 +93,11 @@ __all__ = [
     "expand_attributes",
     "minimum_detectable_effect",
     "msprt",
+    "period_weighted_comparison",
     "sample_size",
     "srm_test",
     "summarise_aggregates",
     "summarise_visitors",
+    "thompson_weights",
     "visitor_rows",
 ]

@@ -212,10 +212,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await _adopt_unversioned(store)
         # finish deletes an earlier process left half done (their data is already unreachable)
         reclaim = asyncio.create_task(_reclaim_deleted(store))
+        bandits = None
+        if settings.bandit_interval_seconds > 0:
+            from service.bandit import run_loop
+
+            bandits = asyncio.create_task(run_loop(store, settings.bandit_interval_seconds))
         try:
             yield
         finally:
             reclaim.cancel()
+            if bandits is not None:
+                bandits.cancel()
             await app.state.definitions.aclose()
             await client.aclose()
             if embedded is not None:
@@ -239,12 +246,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
 
-    from service.api.routers import admin, export, pages, public, sdk
+    from service.api.routers import admin, bandit, export, pages, public, sdk
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
     app.include_router(public.router)
     app.include_router(admin.router)
     app.include_router(export.router)
+    app.include_router(bandit.router)
     app.include_router(sdk.router)
     app.include_router(pages.router)
     _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
