@@ -87,7 +87,7 @@ def test_step_moves_new_visitors_and_keeps_old_ones(bandit_client: TestClient) -
     assert stepped["stepped"] is True
     closed, opened = stepped["periods"]
     assert closed["visitors"] == [counts["control"], counts["filters"]]
-    converted = Counter(first[e["visitor_id"]] for e in events)
+    converted = Counter(first[str(e["visitor_id"])] for e in events)
     assert closed["conversions"] == [converted["control"], converted["filters"]]
     assert opened["visitors"] is None and opened["visitors_at_start"] == closed["visitors"]
     weights = stepped["weights"]

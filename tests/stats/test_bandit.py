@@ -38,7 +38,10 @@ FLOOR = 0.01
 
 
 def test_one_period_is_the_two_proportion_test() -> None:
-    control, treatment = Proportion(150, 5000), Proportion(189, 5000)
+    control, treatment = (
+        Proportion(conversions=150, visitors=5000),
+        Proportion(conversions=189, visitors=5000),
+    )
     result = period_weighted_comparison(periods=[(control, treatment)])
     reference = compare_proportions(control=control, treatment=treatment)
     assert result.absolute_lift == pytest.approx(reference.absolute_lift, rel=1e-12)
@@ -53,9 +56,9 @@ def test_one_period_is_the_two_proportion_test() -> None:
 
 def test_periods_are_weighted_by_their_visitors() -> None:
     periods = [
-        (Proportion(20, 1000), Proportion(30, 1000)),
-        (Proportion(10, 200), Proportion(200, 3800)),
-        (Proportion(0, 10), Proportion(3, 90)),
+        (Proportion(conversions=20, visitors=1000), Proportion(conversions=30, visitors=1000)),
+        (Proportion(conversions=10, visitors=200), Proportion(conversions=200, visitors=3800)),
+        (Proportion(conversions=0, visitors=10), Proportion(conversions=3, visitors=90)),
     ]
     n_c = np.array([p[0].visitors for p in periods], dtype=float)
     n_t = np.array([p[1].visitors for p in periods], dtype=float)
@@ -79,10 +82,13 @@ def test_periods_are_weighted_by_their_visitors() -> None:
 def test_ramp_up_paradox_is_undone() -> None:
     """Kohavi et al. ch. 3: the split moved while the rate rose; pooling invents a lift."""
     periods = [
-        (Proportion(100, 5000), Proportion(100, 5000)),
-        (Proportion(40, 1000), Proportion(360, 9000)),
+        (Proportion(conversions=100, visitors=5000), Proportion(conversions=100, visitors=5000)),
+        (Proportion(conversions=40, visitors=1000), Proportion(conversions=360, visitors=9000)),
     ]
-    pooled = compare_proportions(control=Proportion(140, 6000), treatment=Proportion(460, 14000))
+    pooled = compare_proportions(
+        control=Proportion(conversions=140, visitors=6000),
+        treatment=Proportion(conversions=460, visitors=14000),
+    )
     assert pooled.absolute_lift > 0.009 and pooled.pvalue < 0.001
     result = period_weighted_comparison(periods=periods)
     assert result.absolute_lift == pytest.approx(0.0, abs=1e-15)
@@ -90,20 +96,28 @@ def test_ramp_up_paradox_is_undone() -> None:
 
 
 def test_undefined_and_bad_input() -> None:
-    empty = period_weighted_comparison(periods=[(Proportion(0, 0), Proportion(3, 10))])
+    empty = period_weighted_comparison(
+        periods=[(Proportion(conversions=0, visitors=0), Proportion(conversions=3, visitors=10))]
+    )
     assert empty.periods == 0 and math.isnan(empty.pvalue) and empty.reason is not None
-    flat = period_weighted_comparison(periods=[(Proportion(0, 10), Proportion(0, 10))])
+    flat = period_weighted_comparison(
+        periods=[(Proportion(conversions=0, visitors=10), Proportion(conversions=0, visitors=10))]
+    )
     assert math.isnan(flat.pvalue) and "strictly between 0 and 1" in (flat.reason or "")
     with pytest.raises(InvalidInputError, match=r"periods\[0\] must be a \(control, treatment\)"):
-        period_weighted_comparison(periods=[(Proportion(1, 2),)])  # type: ignore[list-item]
+        period_weighted_comparison(periods=[(Proportion(conversions=1, visitors=2),)])  # type: ignore[list-item]
     with pytest.raises(InvalidInputError, match=r"floor must be in \[0, 1/2\]"):
         floored([0.5, 0.5], 0.6)
     with pytest.raises(InvalidInputError, match=r"variants\[1\] must be a Proportion"):
-        thompson_weights(variants=[Proportion(1, 2), 3])  # type: ignore[list-item]
+        thompson_weights(variants=[Proportion(conversions=1, visitors=2), 3])  # type: ignore[list-item]
 
 
 def test_thompson_weights_match_posterior_draws() -> None:
-    variants = [Proportion(30, 1000), Proportion(45, 1000), Proportion(38, 1000)]
+    variants = [
+        Proportion(conversions=30, visitors=1000),
+        Proportion(conversions=45, visitors=1000),
+        Proportion(conversions=38, visitors=1000),
+    ]
     exact = thompson_weights(variants=variants)
     assert sum(exact) == pytest.approx(1.0, abs=1e-9)
     draws = best_variant_shares(
@@ -148,13 +162,19 @@ def _final_pvalues(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     weighted, pooled = [], []
     for n, x in zip(visitors.tolist(), conversions.tolist(), strict=True):
-        periods = [(Proportion(c[0], v[0]), Proportion(c[1], v[1])) for v, c in zip(n, x)]
+        periods = [
+            (
+                Proportion(conversions=c[0], visitors=v[0]),
+                Proportion(conversions=c[1], visitors=v[1]),
+            )
+            for v, c in zip(n, x, strict=True)
+        ]
         weighted.append(period_weighted_comparison(periods=periods).pvalue)
         n_total, x_total = np.sum(n, axis=0), np.sum(x, axis=0)
         pooled.append(
             compare_proportions(
-                control=Proportion(int(x_total[0]), int(n_total[0])),
-                treatment=Proportion(int(x_total[1]), int(n_total[1])),
+                control=Proportion(conversions=int(x_total[0]), visitors=int(n_total[0])),
+                treatment=Proportion(conversions=int(x_total[1]), visitors=int(n_total[1])),
             ).pvalue
         )
     return np.array(weighted), np.array(pooled)
