@@ -98,8 +98,10 @@ def test_duckdb_views_equal_the_read_out(served: LiveServer) -> None:
 def test_cli_writes_a_duckdb_file(served: LiveServer, tmp_path: Path) -> None:
     out = tmp_path / "buyakilt.duckdb"
     result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "export", KEY, "--format", "duckdb"]
-        + ["--out", str(out), "--url", served.url],
+        [
+            *(sys.executable, "-m", "service.cli", "export", KEY, "--format", "duckdb"),
+            *("--out", str(out), "--url", served.url),
+        ],
         env={**os.environ, "ABACUS_ADMIN_KEY": ADMIN_KEY},
         cwd=ROOT,
         capture_output=True,

@@ -114,5 +114,5 @@ def test_a_file_database_opens_elsewhere(tmp_path: Path) -> None:
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(duckdb.IOException, match="nothing.parquet"):
+    with pytest.raises(duckdb.IOException, match=r"nothing\.parquet"):
         load_log(tmp_path / "nothing.parquet", METRICS)
