@@ -35,7 +35,15 @@ from experiments.errors import (
 )
 from experiments.store import Store, VariantTotals
 
-__all__ = ["BanditComparison", "BanditReport", "readout", "run_loop", "step"]
+__all__ = [
+    "BanditComparison",
+    "BanditReport",
+    "next_weights",
+    "readout",
+    "run_loop",
+    "step",
+    "step_due",
+]
 
 log = logging.getLogger("abacus.bandit")
 
