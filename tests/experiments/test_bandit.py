@@ -75,25 +75,17 @@ def test_refusals() -> None:
     with pytest.raises(InvalidDefinitionError, match="sum to 1"):
         with_weights(experiment, [0.5, 0.5, 0.5])
     history = opening_history(experiment)
+
+    def close(definition: Experiment, now: float) -> None:
+        zeros = [0] * 3
+        close_period(
+            definition, history, visitors=zeros, conversions=zeros, weights=[0.4, 0.3, 0.3], now=now
+        )
+
     with pytest.raises(InvalidDefinitionError, match="before the current period's start"):
-        close_period(
-            experiment,
-            history,
-            visitors=[0] * 3,
-            conversions=[0] * 3,
-            weights=[0.4, 0.3, 0.3],
-            now=10.0,
-        )
-    paused = transition(experiment, Status.PAUSED, now=1100.0)
+        close(experiment, 10.0)
     with pytest.raises(ConflictError, match="re-weights only while running"):
-        close_period(
-            paused,
-            history,
-            visitors=[0] * 3,
-            conversions=[0] * 3,
-            weights=[0.4, 0.3, 0.3],
-            now=1200.0,
-        )
+        close(transition(experiment, Status.PAUSED, now=1100.0), 1200.0)
     fixed = Experiment.model_validate({**DEFINITION, "allocation": "fixed"})
     with pytest.raises(ConflictError, match="allocation 'fixed'"):
         opening_history(fixed)
