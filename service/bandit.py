@@ -10,9 +10,12 @@ beside the pooled rates that they can. :func:`run_loop` steps every running band
 every ``ABACUS_BANDIT_INTERVAL_SECONDS``; ``abacus bandit step KEY`` and
 ``POST /v1/experiments/KEY/bandit/step`` do it on demand.
 
-A period's conversions are the conversions credited while it was open, whoever the visitor:
-with conversions that follow exposure within a period (the usual case when periods are days)
-they are the conversions of the period's own visitors.
+The read-out puts each visitor in the period they were exposed in, with their conversions
+whenever they came, read from the raw log (a cost in proportion to the experiment's log, like
+an export). When the log has lost entries to its cap it falls back on the periods' stored
+counts, where a period's conversions are those credited while it was open (the conversions of
+its own visitors when conversions follow exposure within a period) and a period that credited
+more conversions than it had new visitors is merged with the one before it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_right
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
@@ -76,6 +81,11 @@ class BanditReport(_Frozen):
     weights: dict[str, float]
     next_step_at: float
     periods: tuple[BanditPeriod, ...]
+    strata: Literal["exposure", "credit"]
+    """How visitors and conversions were split into periods: ``exposure``, each visitor in the
+    period they were exposed in, with their conversions whenever credited (read from the raw
+    log); ``credit``, from the stored per-period counts, conversions in the period they were
+    credited (when the log lost entries to its cap)."""
     comparisons: tuple[BanditComparison, ...]
 
 
@@ -143,9 +153,48 @@ async def _report(
     store: Store, experiment: Experiment, history: BanditHistory, metric: str, *, stepped: bool
 ) -> BanditReport:
     visitors, conversions = _cumulative(await store.totals(experiment), metric)
+    cohorts = await _cohorts(store, experiment, history, metric)
     return await run_in_threadpool(
-        _build_report, experiment, history, metric, visitors, conversions, stepped
+        _build_report, experiment, history, metric, visitors, conversions, stepped, cohorts
     )
+
+
+PAGE_SIZE = 5_000
+
+
+async def _cohorts(
+    store: Store, experiment: Experiment, history: BanditHistory, metric: str
+) -> list[list[tuple[int, float]]] | None:
+    """Per period and variant, the visitors exposed in it and how many of them converted, from
+    the raw log; None when the log holds fewer exposures than the aggregates counted."""
+    primary = experiment.primary_metric()
+    event = None if primary is None else primary.event
+    snapshot = await store.log_snapshot(experiment)
+    starts_ms = [round(p.started_at * 1000) for p in history.periods]
+    index = {key: i for i, key in enumerate(experiment.variant_keys)}
+    exposed: dict[str, tuple[int, int]] = {}
+    converted: set[str] = set()
+    for shard, tail in enumerate(snapshot.log_tails):
+        after: str | None = None
+        while tail is not None:
+            page = await store.log_page(experiment, shard, after=after, until=tail, count=PAGE_SIZE)
+            for kind, visitor, variant, at_ms, name, _, _ in page.rows():
+                if kind == "exposure":
+                    period = max(0, bisect_right(starts_ms, at_ms) - 1)
+                    exposed[visitor] = (index[variant], period)
+                elif name == event:
+                    converted.add(visitor)
+            if page.last_id is None or page.last_id == tail or page.scanned < PAGE_SIZE:
+                break
+            after = page.last_id
+    if len(exposed) < snapshot.exposures:
+        return None
+    counts = [[[0, 0] for _ in experiment.variants] for _ in history.periods]
+    for visitor, (variant_index, period) in exposed.items():
+        cell = counts[period][variant_index]
+        cell[0] += 1
+        cell[1] += visitor in converted
+    return [[(n, float(c)) for n, c in period_counts] for period_counts in counts]
 
 
 def _build_report(
@@ -155,9 +204,10 @@ def _build_report(
     visitors: list[int],
     conversions: list[float],
     stepped: bool,
+    cohorts: list[list[tuple[int, float]]] | None,
 ) -> BanditReport:
-    per_period: list[list[stats.Proportion]] = []
-    for period in history.periods:
+    strata: list[list[tuple[int, float]]] = []
+    for period in history.periods if cohorts is None else ():
         if period.visitors is not None and period.conversions is not None:
             added = list(zip(period.visitors, period.conversions, strict=True))
         else:  # the open period: what it has added so far
@@ -171,7 +221,9 @@ def _build_report(
                     strict=True,
                 )
             ]
-        per_period.append([_proportion(c, n) for n, c in added])
+        strata.append([(int(n), float(c)) for n, c in added])
+    chosen = _merged(strata) if cohorts is None else cohorts
+    per_period = [[_proportion(c, n) for n, c in stratum] for stratum in chosen]
     comparisons = []
     for index, variant in enumerate(experiment.variants[1:], start=1):
         result = stats.period_weighted_comparison(
@@ -203,8 +255,22 @@ def _build_report(
         weights={v.key: v.weight for v in experiment.variants},
         next_step_at=history.current.started_at + experiment.bandit_period_seconds,
         periods=history.periods,
+        strata="credit" if cohorts is None else "exposure",
         comparisons=tuple(comparisons),
     )
+
+
+def _merged(strata: list[list[tuple[int, float]]]) -> list[list[tuple[int, float]]]:
+    """Periods that credited more conversions than they had new visitors (conversions of
+    earlier visitors) are merged into the period before them, until each stratum holds no more
+    conversions than visitors. The first period always does: nobody came before it."""
+    out: list[list[tuple[int, float]]] = []
+    for stratum in strata:
+        out.append(stratum)
+        while len(out) > 1 and any(c > n for n, c in out[-1]):
+            last = out.pop()
+            out[-1] = [(n0 + n, c0 + c) for (n0, c0), (n, c) in zip(out[-1], last, strict=True)]
+    return out
 
 
 async def step_due(store: Store, now: float) -> list[str]:

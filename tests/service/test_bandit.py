@@ -96,6 +96,17 @@ def test_step_moves_new_visitors_and_keeps_old_ones(bandit_client: TestClient) -
     definition = client.get("/v1/experiments/kilt-bandit", headers=AUTH).json()
     assert [v["weight"] for v in definition["variants"]] == opened["weights"]
 
+    # conversions of earlier visitors in a period without new ones: it merges with the first
+    late = [v for i, v in enumerate(first) if first[v] == "control" and i % 20 != 0][:5]
+    response = client.post(
+        "/v1/track/batch",
+        json={"events": [{"visitor_id": v, "event": "purchase", "value": 1.0} for v in late]},
+    )
+    assert response.status_code == 200, response.text
+    merged = client.get("/v1/experiments/kilt-bandit/bandit", headers=AUTH)
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["comparisons"][0]["periods"] == 1
+
     # sticky: everyone exposed before keeps the variant recorded first
     assert {v: _assign(client, v) for v in first} == first
     later = Counter(_assign(client, f"new{i}") for i in range(300))
@@ -106,6 +117,25 @@ def test_step_moves_new_visitors_and_keeps_old_ones(bandit_client: TestClient) -
     assert comparison["variant"] == "filters" and comparison["periods"] == 2
     assert comparison["absolute_lift"] > 0 and comparison["pvalue"] < 0.05
     assert report["periods"][-1]["visitors"] is None
+    assert report["strata"] == "exposure"
+
+
+def test_a_trimmed_log_falls_back_on_the_stored_periods(quiet_settings: Settings) -> None:
+    capped = dataclasses.replace(quiet_settings, log_max_length=10)
+    with TestClient(create_app(capped)) as client:
+        create_running(client, {**BANDIT, "shards": 1})
+        first = {f"v{i}": _assign(client, f"v{i}") for i in range(400)}
+        events = [
+            {"visitor_id": v, "event": "purchase", "value": 1.0}
+            for i, (v, variant) in enumerate(first.items())
+            if i % (4 if variant == "filters" else 10) == 0
+        ]
+        assert client.post("/v1/track/batch", json={"events": events}).status_code == 200
+        _step(client, force=True)
+        report = client.get("/v1/experiments/kilt-bandit/bandit", headers=AUTH).json()
+        assert report["strata"] == "credit"
+        (comparison,) = report["comparisons"]
+        assert comparison["periods"] == 1 and comparison["absolute_lift"] > 0
 
 
 def test_bandit_refusals(bandit_client: TestClient) -> None:
