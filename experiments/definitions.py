@@ -304,6 +304,32 @@ class ExperimentSpec(_Frozen):
             raise ValueError(f"holdout must name another experiment, got {self.holdout!r}")
         return self
 
+    allocation: Literal["fixed", "bandit"] = Field(
+        default="fixed",
+        description="'bandit': Thompson sampling on the primary conversion metric re-weights "
+        "the variants once per bandit_period_seconds (visitors keep their first variant)",
+    )
+    bandit_period_seconds: int = Field(default=86_400, ge=60, le=90 * 86_400)
+    bandit_floor: float = Field(
+        default=0.01, ge=0.0, le=0.5, description="the least weight a bandit gives any variant"
+    )
+
+    @model_validator(mode="after")
+    def _bandit_reads_a_conversion(self) -> Self:
+        if self.allocation == "bandit":
+            primary = next((m for m in self.metrics if m.primary), None)
+            if primary is None or primary.kind is not MetricKind.CONVERSION:
+                got = "none" if primary is None else f"{primary.name!r} ({primary.kind.value})"
+                raise ValueError(
+                    f"allocation 'bandit' needs a primary metric of kind 'conversion', got {got}"
+                )
+            if self.bandit_floor * len(self.variants) > 1.0:
+                raise ValueError(
+                    f"bandit_floor must be at most 1/{len(self.variants)} for "
+                    f"{len(self.variants)} variants, got {self.bandit_floor}"
+                )
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _seed_defaults_to_key(cls, data: object) -> object:

@@ -12,7 +12,8 @@ key                            type    contents
 ``P:definitions``              hash    ``E`` -> definition JSON; ``_version`` a counter bumped on
                                        every write (cache invalidation); ``_gen:E`` the last
                                        generation of ``E``; ``_deleted:E:G`` the definition of a
-                                       deleted generation whose data is still being reclaimed
+                                       deleted generation whose data is still being reclaimed;
+                                       ``_bandit:E:G`` a bandit's period history (JSON)
 ``P:{T}:G:a:L``                hash    packed visitor -> ``exposed_ms * 32 + V`` (first exposure
                                        wins); a few hundred fields, so it stays a listpack
 ``P:{T}:G:s:L:EVENT``          hash    packed visitor -> ``"count:sum"`` of EVENT since exposure
@@ -193,6 +194,11 @@ class Keyspace:
     def generation_field(experiment: str) -> str:
         """The ``P:definitions`` field counting the generations of ``experiment``."""
         return f"_gen:{experiment}"
+
+    @staticmethod
+    def bandit_field(experiment: str, generation: int) -> str:
+        """The ``P:definitions`` field holding the period history of a bandit experiment."""
+        return f"_bandit:{experiment}:{generation}"
 
     @staticmethod
     def deleted_prefix(experiment: str) -> str:

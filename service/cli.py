@@ -22,10 +22,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from experiments.definitions import Experiment
     from service.readout.model import ExperimentResults
 
@@ -220,6 +223,8 @@ def _count_rows(path: Path, fmt: str) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import tempfile
+
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -234,8 +239,10 @@ def _export(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     out = Path(args.out)
+    to_sql = args.format == "duckdb"
     with (
         Client(args.url, os.environ.get("ABACUS_ADMIN_KEY")) as client,
+        tempfile.TemporaryDirectory() as scratch,
         Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -245,25 +252,92 @@ def _export(args: argparse.Namespace) -> int:
             console=console,
         ) as progress,
     ):
+        fetched = Path(scratch) / "events.parquet" if to_sql else out
         task = progress.add_task(f"{args.key} events ({args.format})", total=None)
         try:
             download = client.download_events(
                 args.key,
-                out,
-                format=args.format,
+                fetched,
+                format="parquet" if to_sql else args.format,
                 pre_exposure=not args.no_pre_exposure,
                 lookback_days=args.lookback_days,
                 on_progress=lambda size: progress.advance(task, size),
             )
+            definition = client.experiment(args.key) if to_sql else None
         except ClientError as exc:
             out.unlink(missing_ok=True)
             raise SystemExit(f"error {exc.status}: {exc.message}") from exc
         progress.update(task, total=download.bytes, completed=download.bytes)
-    rows = _count_rows(out, args.format)
+        if definition is not None:
+            rows = _write_duckdb(progress, fetched, out, definition)
+        else:
+            rows = _count_rows(out, args.format)
     print(
         f"wrote {rows:,} rows of {args.key} ({download.exposures:,} exposures counted) to {out} "
-        f"({download.bytes:,} bytes)"
+        f"({out.stat().st_size:,} bytes)"
     )
+    if to_sql:
+        print("views: exposures, events, visitors, pre_exposure_events (table log)")
+    return 0
+
+
+def _write_duckdb(progress: Progress, parquet: Path, out: Path, definition: dict[str, Any]) -> int:
+    """Load the downloaded log into a DuckDB file at ``out``; the rows of its ``log`` table."""
+    from experiments.definitions import Experiment
+    from service.sql import load_log
+
+    experiment = Experiment.model_validate(definition)
+    task = progress.add_task(f"{experiment.key} into DuckDB", total=1)
+    connection = load_log(parquet, experiment.metrics, database=out)
+    try:
+        row = connection.execute("SELECT count(*) FROM log").fetchone()
+    finally:
+        connection.close()
+    progress.update(task, completed=1)
+    return 0 if row is None else int(row[0])
+
+
+def _bandit(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from service.bandit import BanditReport
+
+    path = f"/v1/experiments/{quote(args.key, safe='')}/bandit"
+    if args.action == "step":
+        path += "/step?force=" + str(args.force).lower()
+        report = BanditReport.model_validate(_http(args, "POST", path))
+    else:
+        report = BanditReport.model_validate(_http(args, "GET", path))
+    console = Console()
+    table = Table("period", "started", "weights", "visitors", "conversions", title=report.metric)
+    for period in report.periods:
+        started = datetime.fromtimestamp(period.started_at, UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            str(period.index),
+            started,
+            " / ".join(f"{w:.3f}" for w in period.weights),
+            "open" if period.visitors is None else " / ".join(f"{n:,}" for n in period.visitors),
+            ""
+            if period.conversions is None
+            else " / ".join(f"{c:,.0f}" for c in period.conversions),
+        )
+    console.print(table)
+    for row in report.comparisons:
+        if row.absolute_lift is None or row.absolute_ci is None:
+            console.print(f"{row.variant}: not comparable yet ({row.reason})")
+            continue
+        low, high = row.absolute_ci
+        console.print(
+            f"{row.variant} vs control, period-weighted: {row.absolute_lift:+.4f} "
+            f"[{low:+.4f}, {high:+.4f}], p = {row.pvalue:.4g} over {row.periods} periods"
+        )
+    if args.action == "step":
+        weights = ", ".join(f"{k} {w:.1%}" for k, w in report.weights.items())
+        verb = "re-weighted" if report.stepped else "not due yet; weights stay"
+        console.print(f"{report.experiment} {verb}: {weights}")
     return 0
 
 
@@ -312,11 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
     results.set_defaults(run=_results)
 
     export = sub.add_parser(
-        "export", help="download an experiment's raw event log (Parquet, CSV or JSON Lines)"
+        "export",
+        help="download an experiment's raw event log (Parquet, CSV, JSON Lines or a DuckDB "
+        "database with the views exposures, events and visitors)",
     )
     export.add_argument("key", help="experiment key")
-    export.add_argument("--format", choices=["parquet", "csv", "json"], default="parquet")
-    export.add_argument("--out", required=True, help="file to write, e.g. events.parquet")
+    export.add_argument("--format", choices=["parquet", "csv", "json", "duckdb"], default="parquet")
+    export.add_argument(
+        "--out", required=True, help="file to write, e.g. events.parquet or log.duckdb"
+    )
     export.add_argument(
         "--no-pre-exposure",
         action="store_true",
@@ -330,6 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
     export.set_defaults(run=_export)
+
+    bandit = sub.add_parser(
+        "bandit", help="show a bandit's periods, or close its period and re-weight it"
+    )
+    bandit.add_argument("action", choices=["show", "step"])
+    bandit.add_argument("key", help="experiment key")
+    bandit.add_argument(
+        "--force", action="store_true", help="with step: close the period even if it is not over"
+    )
+    bandit.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
+    bandit.set_defaults(run=_bandit)
     return parser
 
 

@@ -2,9 +2,10 @@
 
 ``Client(url, api_key)`` reads what a data scientist needs as pandas objects: the raw event log
 (:meth:`Client.events`), the stored sufficient statistics (:meth:`Client.summary`), the
-statistical read-out as one typed value (:meth:`Client.results`) and definitions. It speaks
-HTTP only (httpx), so it needs neither FastAPI nor Redis: a notebook on another machine can
-use it.
+statistical read-out as one typed value (:meth:`Client.results`) or a tidy DataFrame
+(:meth:`Client.results_frame`), the raw log as a DuckDB database to query with SQL
+(:meth:`Client.duckdb`), and definitions. It speaks HTTP only (httpx), so it needs neither
+FastAPI nor Redis: a notebook on another machine can use it.
 
 >>> from service.client import Client                                    # doctest: +SKIP
 >>> with Client("http://127.0.0.1:8000", api_key="...") as client:       # doctest: +SKIP
@@ -29,6 +30,7 @@ from service.readout.model import ExperimentResults
 from stats.errors import IncompleteLogWarning
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
 
 __all__ = [
@@ -153,6 +155,52 @@ class Client:
         """
         return breakdown_frame(self.results(key, dimension=dimension))
 
+    def results_frame(self, key: str) -> pd.DataFrame:
+        """The read-out as a tidy DataFrame: one row per metric and variant.
+
+        The columns are :data:`service.readout.frames.RESULT_COLUMNS` (intervals as ``_low``
+        and ``_high``; the control's comparison NaN), read from :meth:`results`.
+        """
+        from service.readout.frames import results_frame
+
+        return results_frame(self.results(key))
+
+    def duckdb(
+        self,
+        key: str,
+        *,
+        database: str | Path = ":memory:",
+        pre_exposure: bool = True,
+        lookback_days: int = 30,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> duckdb.DuckDBPyConnection:
+        """The raw log of ``key`` in DuckDB, with the views ``exposures``, ``events``,
+        ``visitors`` and ``pre_exposure_events`` (see :mod:`service.sql`).
+
+        The log is downloaded as Parquet (a snapshot as of the request) into a temporary file
+        and loaded into ``database`` (in memory by default; a path writes a file that stays).
+        Warns :class:`IncompleteLogWarning` when the log holds fewer exposures than the
+        aggregates counted. Join it with your own tables: ``con.register("orders", frame)``.
+        """
+        from experiments.definitions import Experiment
+        from service.sql import load_log
+
+        experiment = Experiment.model_validate(self.experiment(key))
+        with tempfile.TemporaryDirectory() as scratch:
+            parquet = Path(scratch) / "events.parquet"
+            download = self.download_events(
+                key,
+                parquet,
+                format="parquet",
+                pre_exposure=pre_exposure,
+                lookback_days=lookback_days,
+                on_progress=on_progress,
+            )
+            connection = load_log(parquet, experiment.metrics, database=database)
+        row = connection.execute("SELECT count(*) FROM exposures").fetchone()
+        _warn_if_trimmed(key, 0 if row is None else int(row[0]), download.exposures)
+        return connection
+
     def summary(self, key: str, *, daily: bool = False) -> pd.DataFrame:
         """Per-variant, per-metric sufficient statistics as a DataFrame.
 
@@ -221,7 +269,12 @@ class Client:
         return Download(path, written, exposures, entries)
 
     def events(
-        self, key: str, *, pre_exposure: bool = True, lookback_days: int = 30
+        self,
+        key: str,
+        *,
+        pre_exposure: bool = True,
+        lookback_days: int = 30,
+        attribute_columns: bool = False,
     ) -> pd.DataFrame:
         """The raw event log of ``key`` as a DataFrame (fetched as Parquet).
 
@@ -230,7 +283,9 @@ class Client:
         ``pre_exposure=False``, per event of an exposed visitor from at most ``lookback_days``
         before the exposure (``"pre_exposure"``, the CUPED covariate's source). Columns:
         ``experiment``, ``type``, ``visitor_id``, ``variant``, ``timestamp`` (UTC), ``event``,
-        ``value``, ``attributes``. Rows are ordered by ``timestamp``.
+        ``value``, ``attributes``. Rows are ordered by ``timestamp``. With
+        ``attribute_columns=True`` the ``attributes`` JSON is replaced by one column per
+        attribute (:func:`stats.expand_attributes`; NA on rows without it).
 
         Warns :class:`IncompleteLogWarning` when the log holds fewer exposures than the
         aggregates counted (it was trimmed by ``ABACUS_LOG_MAX_LENGTH``).
@@ -248,16 +303,15 @@ class Client:
             spool.seek(0)
             frame = pq.read_table(spool).to_pandas()
         frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
-        exposed = int((frame["type"] == "exposure").sum())
-        if exposed < download.exposures:
-            warnings.warn(
-                f"the log of {key!r} holds {exposed:,} exposures but the aggregates counted "
-                f"{download.exposures:,}: its oldest entries were trimmed by the cap "
-                "(ABACUS_LOG_MAX_LENGTH), so numbers recomputed from it will not match the "
-                "read-out",
-                IncompleteLogWarning,
-                stacklevel=2,
-            )
+        _warn_if_trimmed(key, int((frame["type"] == "exposure").sum()), download.exposures)
+        if attribute_columns:
+            from stats.errors import InvalidInputError
+            from stats.frames import expand_attributes
+
+            try:
+                frame = expand_attributes(frame)
+            except InvalidInputError:  # a key named like a column of the export
+                frame = expand_attributes(frame, prefix="attribute_")
         return frame
 
 
@@ -336,6 +390,15 @@ def breakdown_frame(results: ExperimentResults) -> pd.DataFrame:
             frame[column] = frame[column].astype("float64")
     frame["significant"] = frame["significant"].astype("boolean")
     return frame
+def _warn_if_trimmed(key: str, exposed: int, counted: int) -> None:
+    if exposed < counted:
+        warnings.warn(
+            f"the log of {key!r} holds {exposed:,} exposures but the aggregates counted "
+            f"{counted:,}: its oldest entries were trimmed by the cap (ABACUS_LOG_MAX_LENGTH), "
+            "so numbers recomputed from it will not match the read-out",
+            IncompleteLogWarning,
+            stacklevel=3,
+        )
 
 
 @contextmanager

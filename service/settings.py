@@ -61,6 +61,8 @@ class Settings:
     max_body_bytes: int = 1_048_576
     allowed_hosts: tuple[str, ...] | None = None
     """None: :data:`LOOPBACK_HOSTS` without an admin key, any host with one."""
+    bandit_interval_seconds: float = 60.0
+    """How often the service steps the bandits that are due; 0 turns the loop off."""
 
     def __post_init__(self) -> None:
         if self.admin_key is not None:
@@ -90,6 +92,16 @@ class Settings:
                 f"ABACUS_REDIS_TIMEOUT_SECONDS must be a number of seconds in (0, 600], got "
                 f"{timeout!r}"
             )
+        bandit = env.get("ABACUS_BANDIT_INTERVAL_SECONDS", "60")
+        try:
+            bandit_seconds = float(bandit)
+        except ValueError:
+            bandit_seconds = float("nan")
+        if not 0 <= bandit_seconds <= 86_400:
+            raise ValueError(
+                "ABACUS_BANDIT_INTERVAL_SECONDS must be a number of seconds in [0, 86400] "
+                f"(0 = no loop), got {bandit!r}"
+            )
         hosts = env.get("ABACUS_ALLOWED_HOSTS", "")
         return cls(
             allowed_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()) or None,
@@ -101,4 +113,5 @@ class Settings:
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             key_prefix=env.get("ABACUS_KEY_PREFIX", "abacus"),
             log_max_length=int(length),
+            bandit_interval_seconds=bandit_seconds,
         )

@@ -10,6 +10,12 @@ treatment / control - 1; undefined quantities are NaN (or None) with a ``reason`
 ``ValueError``.
 """
 
+from stats.bandit import (
+    PeriodWeightedResult,
+    best_variant_shares,
+    period_weighted_comparison,
+    thompson_weights,
+)
 from stats.bayesian import (
     JEFFREYS_PRIOR,
     UNIFORM_PRIOR,
@@ -39,6 +45,7 @@ from stats.frames import (
     Metric,
     MetricKind,
     definition_metrics,
+    expand_attributes,
     summarise_aggregates,
     summarise_visitors,
     visitor_rows,
@@ -100,6 +107,7 @@ __all__ = [
     "MeanSummary",
     "Metric",
     "MetricKind",
+    "PeriodWeightedResult",
     "PowerKind",
     "Proportion",
     "ProportionError",
@@ -113,6 +121,7 @@ __all__ = [
     "UndefinedResultWarning",
     "adjust_pvalues",
     "breakdown",
+    "best_variant_shares",
     "chance_to_be_best",
     "chance_to_beat_control",
     "compare_frame",
@@ -124,16 +133,19 @@ __all__ = [
     "days_remaining",
     "definition_caps",
     "definition_metrics",
+    "expand_attributes",
     "group_sequential",
     "group_sequential_boundaries",
     "minimum_detectable_effect",
     "msprt",
     "msprt_stream",
     "percentile_cap",
+    "period_weighted_comparison",
     "sample_size",
     "slice_labels",
     "srm_test",
     "summarise_aggregates",
     "summarise_visitors",
+    "thompson_weights",
     "visitor_rows",
 ]

@@ -38,6 +38,7 @@ __all__ = [
     "Metric",
     "MetricKind",
     "definition_metrics",
+    "expand_attributes",
     "summarise_aggregates",
     "summarise_visitors",
     "visitor_rows",
@@ -615,16 +616,71 @@ def _datetimes(values: pd.Series) -> pd.Series:
 def _attribute(raw: object, name: str) -> object:
     import pandas as pd
 
+    value = _attribute_object(raw).get(name)
+    return pd.NA if value is None else value
+
+
+def expand_attributes(
+    events: pd.DataFrame, *, column: str = "attributes", prefix: str = ""
+) -> pd.DataFrame:
+    """``events`` with its column of attribute JSON replaced by one column per attribute.
+
+    Each key found in any row becomes a column named ``prefix + key`` (missing where a row
+    lacks it), in key order where ``column`` was; pandas infers each column's type.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        A frame with ``column`` holding JSON objects as text (or dicts), or empty/None.
+    column : str, default "attributes"
+        The column to expand.
+    prefix : str, default ""
+        Put before every new column's name; a key that would clash with another column is an
+        error, and a prefix such as ``"attr_"`` avoids it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({
+    ...     "visitor_id": ["a", "b", "c"],
+    ...     "attributes": ['{"device": "mobile", "age": 31}', '{"device": "tablet"}', None],
+    ... })
+    >>> print(expand_attributes(log).to_string(index=False))
+    visitor_id  age device
+             a 31.0 mobile
+             b  NaN tablet
+             c  NaN    NaN
+    """
+    import pandas as pd
+
+    _require_columns(events, [column], "events")
+    parsed = [_attribute_object(raw) for raw in events[column]]
+    keys = sorted({key for item in parsed for key in item})
+    clashes = [prefix + k for k in keys if prefix + k in events.columns and prefix + k != column]
+    if clashes:
+        raise InvalidInputError(
+            f"attributes {clashes} clash with columns of the same name; pass a prefix"
+        )
+    expanded = pd.DataFrame.from_records(
+        [[item.get(k) for k in keys] for item in parsed],
+        columns=[prefix + k for k in keys],
+        index=events.index,
+    ).infer_objects()
+    where = list(events.columns).index(column)
+    before, after = events.iloc[:, :where], events.iloc[:, where + 1 :]
+    return pd.concat([before, expanded, after], axis=1)
+
+
+def _attribute_object(raw: object) -> Mapping[str, object]:
     if isinstance(raw, str) and raw:
         parsed = json.loads(raw)
     elif isinstance(raw, Mapping):
         parsed = raw
     else:
-        return pd.NA
+        return {}
     if not isinstance(parsed, Mapping):
         raise InvalidInputError(f"attributes must hold JSON objects, got {raw!r}")
-    value = parsed.get(name)
-    return pd.NA if value is None else value
+    return parsed
 
 
 def _pre_exposure(before: pd.DataFrame, rows: pd.DataFrame, lookback_days: float | None) -> Any:

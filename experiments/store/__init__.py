@@ -10,8 +10,8 @@ packed encodings in :mod:`.codec`.
 
 :class:`Store` is put together from one part per job: definitions (:mod:`.definitions`),
 exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`), the raw logs
-(:mod:`.logs`), the GrowthBook SDKs' client keys (:mod:`.client_keys`) and browser sessions
-(:mod:`.sessions`).
+(:mod:`.logs`), the GrowthBook SDKs' client keys (:mod:`.client_keys`), browser sessions
+(:mod:`.sessions`) and bandit periods (:mod:`.bandit`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from experiments.connection import connect
 from experiments.store._base import Client
 from experiments.store.client_keys import ClientKey
 from experiments.store.client_keys import ClientKeysMixin as _ClientKeys
+from experiments.store.bandit import BanditMixin as _Bandit
 from experiments.store.codec import day_of
 from experiments.store.definitions import DefinitionsMixin as _Definitions
 from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogSnapshot
@@ -56,5 +57,5 @@ __all__ = [
 ]
 
 
-class Store(_Definitions, _Tracking, _Readouts, _Logs, _ClientKeys, _Sessions):
+class Store(_Definitions, _Tracking, _Readouts, _Logs, _ClientKeys, _Sessions, _Bandit):
     """Abacus's state in one Redis (or Redis Cluster) behind typed methods."""

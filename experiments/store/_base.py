@@ -16,6 +16,7 @@ from experiments.store.scripts import (
     ACTIVITY,
     ASSIGN,
     ATTEMPT,
+    BANDIT_PERIOD,
     DEDUP_PARTS,
     DIMENSION,
     PUT_DEFINITION,
@@ -69,6 +70,7 @@ class StoreBase:
         self._full_dimensions: set[tuple[str, int]] = set()
         self._session = client.register_script(SESSION.source)
         self._attempt = client.register_script(ATTEMPT.source)
+        self._bandit_period = client.register_script(BANDIT_PERIOD.source)
         # concurrent assignment requests share round trips (see experiments/batching.py)
         self._assign_batcher = ScriptBatcher(client, self._assign)
         # the script calls of every caller in one tick share a round trip too

@@ -21,7 +21,7 @@ from experiments.errors import ConflictError, ExperimentNotFoundError
 from experiments.store._base import StoreBase
 from experiments.store.scripts import PutDefinitionArgs, PutDefinitionKeys
 
-__all__ = ["DefinitionsMixin"]
+__all__ = ["DefinitionsMixin", "definition_json"]
 
 UNLINK_BATCH = 500
 """Keys per UNLINK: small enough that one command never holds Redis up."""
@@ -29,7 +29,8 @@ UNLINK_BATCH = 500
 _EXCLUDED = {"generation"}
 
 
-def _json(experiment: Experiment) -> str:
+def definition_json(experiment: Experiment) -> str:
+    """The stored text of a definition (its generation is kept apart)."""
     return experiment.model_dump_json(exclude=_EXCLUDED)
 
 
@@ -70,7 +71,7 @@ class DefinitionsMixin(StoreBase):
 
     async def create_experiment(self, experiment: Experiment) -> Experiment:
         """Store a new experiment; returns it with the generation the store gave it."""
-        code = await self._put_definition(experiment.key, "", 0, _json(experiment))
+        code = await self._put_definition(experiment.key, "", 0, definition_json(experiment))
         if code == -1:
             raise ConflictError(f"experiment {experiment.key!r} already exists")
         return experiment.model_copy(update={"generation": code})
@@ -85,9 +86,9 @@ class DefinitionsMixin(StoreBase):
         """
         code = await self._put_definition(
             old.key,
-            _json(old),
+            definition_json(old),
             old.generation,
-            _json(new),
+            definition_json(new),
             "" if expected_version is None else str(expected_version),
         )
         if code == -2:
@@ -98,7 +99,7 @@ class DefinitionsMixin(StoreBase):
     async def delete_experiment(self, experiment: Experiment) -> None:
         """Delete the definition, then reclaim every exposure, event and aggregate of it."""
         code = await self._put_definition(
-            experiment.key, _json(experiment), experiment.generation, ""
+            experiment.key, definition_json(experiment), experiment.generation, ""
         )
         if code == -2:
             raise ExperimentNotFoundError(experiment.key)
@@ -164,7 +165,8 @@ class DefinitionsMixin(StoreBase):
                 self.keys.dimension_values(experiment.key, experiment.generation)
             )
         field = self.keys.deleted_prefix(experiment.key) + str(experiment.generation)
-        await self.client.hdel(self.keys.definitions, field)
+        history = self.keys.bandit_field(experiment.key, experiment.generation)
+        await self.client.hdel(self.keys.definitions, history, field)
 
     @guarded
     async def _put_definition(

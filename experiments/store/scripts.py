@@ -16,6 +16,7 @@ __all__ = [
     "ACTIVITY",
     "ASSIGN",
     "ATTEMPT",
+    "BANDIT_PERIOD",
     "DEDUP_PARTS",
     "DIMENSION",
     "PUT_DEFINITION",
@@ -30,6 +31,8 @@ __all__ = [
     "AttemptKeys",
     "DimensionArgs",
     "DimensionKeys",
+    "BanditPeriodArgs",
+    "BanditPeriodKeys",
     "PutDefinitionArgs",
     "PutDefinitionKeys",
     "ScriptSpec",
@@ -147,6 +150,21 @@ class AttemptArgs(NamedTuple):
     window_ms: int
 
 
+class BanditPeriodKeys(NamedTuple):
+    definitions: str
+
+
+class BanditPeriodArgs(NamedTuple):
+    key: str
+    expected_json: str
+    expected_generation: int
+    new_json: str
+    generation_field: str
+    history_field: str
+    expected_history: str
+    new_history: str
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptSpec:
     """One script: its file, its KEYS and ARGV names in order, and the names of variable tails."""
@@ -180,7 +198,8 @@ PUT_DEFINITION = ScriptSpec(
 )
 SESSION = ScriptSpec("session.lua", SessionKeys._fields, SessionArgs._fields)
 ATTEMPT = ScriptSpec("attempt.lua", AttemptKeys._fields, AttemptArgs._fields)
-SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION, DIMENSION, SESSION, ATTEMPT)
+BANDIT_PERIOD = ScriptSpec("bandit_period.lua", BanditPeriodKeys._fields, BanditPeriodArgs._fields)
+SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION, DIMENSION, SESSION, ATTEMPT, BANDIT_PERIOD)
 
 TRACK_STATE_INDEX = TrackKeys._fields.index("state") + 1
 """The 1-based KEYS index of the tracked event's state slice; other states follow the fixed keys."""

@@ -247,10 +247,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await _adopt_unversioned(store)
         # finish deletes an earlier process left half done (their data is already unreachable)
         reclaim = asyncio.create_task(_reclaim_deleted(store))
+        bandits = None
+        if settings.bandit_interval_seconds > 0:
+            from service.bandit import run_loop
+
+            bandits = asyncio.create_task(run_loop(store, settings.bandit_interval_seconds))
         try:
             yield
         finally:
             reclaim.cancel()
+            if bandits is not None:
+                bandits.cancel()
             await app.state.definitions.aclose()
             await client.aclose()
             if embedded is not None:
@@ -270,7 +277,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Guard, hosts=settings.hosts, cors_origins=list(settings.cors_origins))
 
-    from service.api.routers import admin, export, growthbook, pages, public, sdk
+    from service.api.routers import admin, bandit, export, growthbook, pages, public, sdk
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
     every = (400, 405)  # a Host not allowed; a method the path does not serve
@@ -278,6 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     admin_errors = error_responses(*every, 401, 403, 404, 409, 413, 422, 503)
     app.include_router(admin.router, responses=admin_errors)
     app.include_router(export.router, responses=admin_errors)
+    app.include_router(bandit.router, responses=admin_errors)
     app.include_router(sdk.router, responses=error_responses(*every, 422, 503))
     app.include_router(growthbook.router, responses=error_responses(*every, 404, 422, 503))
     app.include_router(growthbook.admin_router, responses=admin_errors)

@@ -16,18 +16,31 @@ import io
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
 import matplotlib
 import matplotlib.dates as mdates
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from matplotlib.typing import RcKeyType
 
-__all__ = ["LiftRow", "SequenceLine", "lift_chart", "sequence_chart"]
+from service.readout.model import MetricResults, VerdictKind
+from service.readout.wording import metric_phrase
+
+__all__ = [
+    "LiftRow",
+    "SequenceLine",
+    "draw_lift",
+    "draw_sequence",
+    "lift_chart",
+    "lift_rows",
+    "sequence_chart",
+    "sequence_lines",
+]
 
 Tone = Literal["winning", "losing", "inconclusive", "srm", "not_enough_data"]
 
@@ -106,46 +119,44 @@ def lift_chart(rows: Sequence[LiftRow], *, chart_id: str, title: str, level: str
     with _LOCK:
         figure = _new_figure(9, 1.0 + 0.4 * max(len(rows), 1))
         with matplotlib.rc_context(_RC):
-            axes = figure.add_subplot()
-            positions = list(range(len(rows)))[::-1]
-            bounds: list[float] = [0.0]
-            for y, row in zip(positions, rows, strict=True):
-                colour = COLOURS[row.tone]
-                if row.lift is None or row.interval is None:
-                    axes.text(
-                        0,
-                        y,
-                        "  not enough data",
-                        va="center",
-                        color=colour,
-                        fontsize=9,
-                        style="italic",
-                    )
-                    continue
-                low, high = row.interval
-                axes.plot([low, high], [y, y], color=colour, linewidth=2.2, solid_capstyle="butt")
-                axes.plot([row.lift], [y], "o", color=colour, markersize=7)
-                axes.text(
-                    high,
-                    y + 0.22,
-                    f" {100 * row.lift:+.1f}%",
-                    color=colour,
-                    fontsize=8.5,
-                    va="bottom",
-                    ha="right",
-                )
-                bounds += [low, high]
-            axes.axvline(0, color="#24292f", linewidth=1)
-            axes.set_yticks(positions, [r.label for r in rows])
-            low, high = min(bounds), max(bounds)
-            pad = 0.08 * (high - low or 0.2)
-            axes.set_xlim(low - pad, high + pad)
-            axes.set_ylim(-0.7, len(rows) - 0.3)
-            axes.xaxis.set_major_formatter(FuncFormatter(_percent_axis))
-            axes.set_xlabel(f"relative lift over control, with its {level} interval")
-            axes.grid(axis="x", color="#d0d7de", linewidth=0.6)
-            axes.set_axisbelow(True)
+            draw_lift(figure.add_subplot(), rows, level=level)
         return _to_svg(figure, chart_id, title)
+
+
+def draw_lift(axes: Axes, rows: Sequence[LiftRow], *, level: str) -> None:
+    """Draw the forest plot of :func:`lift_chart` onto ``axes``."""
+    positions = list(range(len(rows)))[::-1]
+    bounds: list[float] = [0.0]
+    for y, row in zip(positions, rows, strict=True):
+        colour = COLOURS[row.tone]
+        if row.lift is None or row.interval is None:
+            axes.text(
+                0, y, "  not enough data", va="center", color=colour, fontsize=9, style="italic"
+            )
+            continue
+        low, high = row.interval
+        axes.plot([low, high], [y, y], color=colour, linewidth=2.2, solid_capstyle="butt")
+        axes.plot([row.lift], [y], "o", color=colour, markersize=7)
+        axes.text(
+            high,
+            y + 0.22,
+            f" {100 * row.lift:+.1f}%",
+            color=colour,
+            fontsize=8.5,
+            va="bottom",
+            ha="right",
+        )
+        bounds += [low, high]
+    axes.axvline(0, color="#24292f", linewidth=1)
+    axes.set_yticks(positions, [r.label for r in rows])
+    low, high = min(bounds), max(bounds)
+    pad = 0.08 * (high - low or 0.2)
+    axes.set_xlim(low - pad, high + pad)
+    axes.set_ylim(-0.7, len(rows) - 0.3)
+    axes.xaxis.set_major_formatter(FuncFormatter(_percent_axis))
+    axes.set_xlabel(f"relative lift over control, with its {level} interval")
+    axes.grid(axis="x", color="#d0d7de", linewidth=0.6)
+    axes.set_axisbelow(True)
 
 
 def _visible_range(lines: Sequence[SequenceLine]) -> tuple[float, float]:
@@ -167,44 +178,87 @@ def sequence_chart(lines: Sequence[SequenceLine], *, chart_id: str, title: str, 
     with _LOCK:
         figure = _new_figure(9, 3.2)
         with matplotlib.rc_context(_RC):
-            axes = figure.add_subplot()
-            for index, line in enumerate(lines):
-                colour = LINE_COLOURS[index % len(LINE_COLOURS)]
-                nan = math.nan
-                lows = [i[0] if i else nan for i in line.intervals]
-                highs = [i[1] if i else nan for i in line.intervals]
-                lifts = [nan if v is None else v for v in line.lifts]
-                days = mdates.date2num(list(line.dates))  # type: ignore[no-untyped-call]
-                axes.fill_between(
-                    days,
-                    lows,
-                    highs,
-                    color=colour,
-                    alpha=0.15,
-                    linewidth=0,
-                    label=f"{line.label}: {level} confidence sequence",
-                )
-                axes.plot(
-                    days,
-                    lifts,
-                    color=colour,
-                    linewidth=2,
-                    marker="o",
-                    markersize=3,
-                    label=f"{line.label}: cumulative lift",
-                )
-            axes.axhline(0, color="#24292f", linewidth=1)
-            axes.set_ylim(*_visible_range(lines))
-            axes.yaxis.set_major_formatter(FuncFormatter(_percent_axis))
-            axes.set_ylabel("relative lift")
-            axes.grid(color="#d0d7de", linewidth=0.6)
-            axes.set_axisbelow(True)
-            axes.legend(
-                loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize=8, frameon=False
-            )
-            figure.autofmt_xdate(rotation=0, ha="center")
-            locator = mdates.AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
-            axes.xaxis.set_major_locator(locator)
-            formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
-            axes.xaxis.set_major_formatter(formatter)
+            draw_sequence(figure.add_subplot(), lines, level=level)
         return _to_svg(figure, chart_id, title)
+
+
+def draw_sequence(axes: Axes, lines: Sequence[SequenceLine], *, level: str) -> None:
+    """Draw the lifts and confidence sequences of :func:`sequence_chart` onto ``axes``."""
+    for index, line in enumerate(lines):
+        colour = LINE_COLOURS[index % len(LINE_COLOURS)]
+        nan = math.nan
+        lows = [i[0] if i else nan for i in line.intervals]
+        highs = [i[1] if i else nan for i in line.intervals]
+        lifts = [nan if v is None else v for v in line.lifts]
+        days = mdates.date2num(list(line.dates))  # type: ignore[no-untyped-call]
+        axes.fill_between(
+            days,
+            lows,
+            highs,
+            color=colour,
+            alpha=0.15,
+            linewidth=0,
+            label=f"{line.label}: {level} confidence sequence",
+        )
+        axes.plot(
+            days,
+            lifts,
+            color=colour,
+            linewidth=2,
+            marker="o",
+            markersize=3,
+            label=f"{line.label}: cumulative lift",
+        )
+    axes.axhline(0, color="#24292f", linewidth=1)
+    axes.set_ylim(*_visible_range(lines))
+    axes.yaxis.set_major_formatter(FuncFormatter(_percent_axis))
+    axes.set_ylabel("relative lift")
+    axes.grid(color="#d0d7de", linewidth=0.6)
+    axes.set_axisbelow(True)
+    axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize=8, frameon=False)
+    for tick in axes.get_xticklabels():
+        tick.set_rotation(0)
+        tick.set_horizontalalignment("center")
+    locator = mdates.AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_formatter(formatter)
+
+
+def lift_rows(metric: MetricResults, names: Mapping[str, str], prefix: str = "") -> list[LiftRow]:
+    """The forest-plot rows of a metric's non-control variants (``names``: variant labels)."""
+    rows = []
+    for row in metric.treatments:
+        label = metric_phrase(metric.name, metric.kind)
+        if len(metric.treatments) > 1:
+            label += f" · {names.get(row.variant, row.variant)}"
+        kind = row.verdict.kind if row.verdict else VerdictKind.NOT_ENOUGH_DATA
+        ok = kind is not VerdictKind.NOT_ENOUGH_DATA
+        rows.append(
+            LiftRow(
+                label=prefix + label,
+                lift=row.relative_lift if ok else None,
+                interval=row.relative_ci if ok else None,
+                tone=kind.value,
+            )
+        )
+    return rows
+
+
+def sequence_lines(metric: MetricResults, names: Mapping[str, str]) -> list[SequenceLine]:
+    """One line per non-control variant with at least two days of a defined sequence."""
+    lines = []
+    for row in metric.treatments:
+        # Days before the sequence is defined (the first hours of traffic) are left out.
+        shown = [p for p in row.series if p.relative_cs is not None]
+        if len(shown) < 2:
+            continue
+        lines.append(
+            SequenceLine(
+                label=names.get(row.variant, row.variant),
+                dates=[p.date for p in shown],
+                lifts=[p.relative_lift for p in shown],
+                intervals=[p.relative_cs for p in shown],
+            )
+        )
+    return lines

@@ -16,9 +16,14 @@ from markupsafe import Markup
 
 from experiments.definitions import Experiment
 from service.jinja import render
-from service.readout.model import ExperimentResults, MetricResults, VerdictKind
-from service.readout.wording import metric_phrase
-from service.report.charts import LiftRow, SequenceLine, lift_chart, sequence_chart
+from service.readout.model import ExperimentResults, MetricResults
+from service.report.charts import (
+    LiftRow,
+    lift_chart,
+    lift_rows,
+    sequence_chart,
+    sequence_lines,
+)
 from service.report.views import MetricView, dashboard_row, labels, report_view
 
 __all__ = ["dashboard_html", "login_html", "not_found_html", "report_html"]
@@ -42,20 +47,7 @@ def _sequence(
     view: MetricView, names: Mapping[str, str], level: str, chart_id: str
 ) -> MetricSection:
     metric = view.metric
-    lines = []
-    for row in metric.treatments:
-        # Days before the sequence is defined (the first hours of traffic) are left out.
-        shown = [p for p in row.series if p.relative_cs is not None]
-        if len(shown) < 2:
-            continue
-        lines.append(
-            SequenceLine(
-                label=names.get(row.variant, row.variant),
-                dates=[p.date for p in shown],
-                lifts=[p.relative_lift for p in shown],
-                intervals=[p.relative_cs for p in shown],
-            )
-        )
+    lines = sequence_lines(metric, names)
     if not lines:
         note = "Not enough data yet for a daily chart: it needs two days with data."
         if metric.kind == "ratio":

@@ -55,3 +55,31 @@ def test_serve_refuses_public_host_without_admin_key(
     monkeypatch.delenv("ABACUS_ADMIN_KEY", raising=False)
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     assert "ABACUS_ADMIN_KEY is not set" in capsys.readouterr().err
+
+
+def test_bandit_show_and_step_from_the_cli(
+    live_server: LiveServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ABACUS_ADMIN_KEY", ADMIN_KEY)
+    definition = tmp_path / "bandit.json"
+    definition.write_text(json.dumps({**BUYAKILT, "key": "kilt-bandit", "allocation": "bandit"}))
+    url = ["--url", live_server.url]
+    assert main(["experiments", "create", str(definition), *url]) == 0
+    assert main(["experiments", "start", "kilt-bandit", *url]) == 0
+    capsys.readouterr()
+    assert main(["bandit", "step", "kilt-bandit", *url]) == 0
+    assert "not due yet; weights stay: control 50.0%, filters 50.0%" in capsys.readouterr().out
+    assert main(["bandit", "step", "kilt-bandit", "--force", *url]) == 0
+    out = capsys.readouterr().out
+    assert "kilt-bandit re-weighted" in out and "open" in out
+    assert main(["bandit", "show", "kilt-bandit", *url]) == 0
+    assert "not comparable yet" in capsys.readouterr().out
+    with pytest.raises(
+        SystemExit, match="error 422: experiment 'buyakilt-filters' is not a bandit"
+    ):
+        definition.write_text(json.dumps(BUYAKILT))
+        main(["experiments", "create", str(definition), *url])
+        main(["bandit", "show", "buyakilt-filters", *url])

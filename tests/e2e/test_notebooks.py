@@ -4,8 +4,9 @@ The analysis notebook asserts inside itself that the numbers it recomputes from 
 equal the service's read-out (visitors, totals, lifts, intervals, p-values within 1e-9), so an
 error in any cell, that check included, fails the test. It runs twice: on Buyakilt traffic with
 a ``device`` attribute and returning shoppers (pre-exposure history, for the segment and CUPED
-sections), and on the demo exactly as ``abacus serve --demo`` loads it. Notebooks are kept
-without outputs in the repository.
+sections), and on the demo exactly as ``abacus serve --demo`` loads it. The SQL notebook checks
+the same way that its DuckDB totals equal the read-out. Notebooks are kept without outputs in
+the repository.
 """
 
 from __future__ import annotations
@@ -194,6 +195,23 @@ def test_analysis_notebook_reproduces_the_read_out(
         assert "CUPED with the visitors' earlier activity cut the variance by up to" in text
     else:
         assert "CUPED changed nothing: the log holds no pre-exposure activity" in text
+
+
+@pytest.mark.parametrize("served", ["demo"], indirect=True)
+def test_sql_notebook_totals_equal_the_read_out(
+    served: LiveServer, jupyter_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DuckDB notebook asserts inside itself that its SQL totals equal the read-out."""
+    monkeypatch.setenv("ABACUS_URL", served.url)
+    monkeypatch.setenv("ABACUS_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.delenv("ABACUS_EXPERIMENT", raising=False)
+    notebook = _execute("sql_analysis.ipynb")
+    text = _text(notebook)
+    assert _images(notebook) == 2  # the lift and the cumulative lift
+    assert "8 SQL totals (and every variant's visitors) equal the service's read-out" in text
+    assert "recomputed from SQL and equal to the service's" in text
+    assert "devices: desktop, mobile, tablet" in text
+    assert "return_on_traffic" in text
 
 
 def test_planning_notebook_runs(jupyter_env: None) -> None:

@@ -23,3 +23,11 @@ def test_the_redis_timeout_and_cluster_mode_come_from_the_environment() -> None:
 def test_a_bad_redis_timeout_is_refused_by_name(value: str) -> None:
     with pytest.raises(ValueError, match=f"ABACUS_REDIS_TIMEOUT_SECONDS .* got '{value}'"):
         Settings.from_env({"ABACUS_REDIS_TIMEOUT_SECONDS": value})
+
+
+def test_the_bandit_loop_interval_comes_from_the_environment() -> None:
+    assert Settings.from_env({}).bandit_interval_seconds == 60.0
+    assert Settings.from_env({"ABACUS_BANDIT_INTERVAL_SECONDS": "0"}).bandit_interval_seconds == 0
+    for value in ("-1", "often", "nan", "86401"):
+        with pytest.raises(ValueError, match=f"ABACUS_BANDIT_INTERVAL_SECONDS .* got '{value}'"):
+            Settings.from_env({"ABACUS_BANDIT_INTERVAL_SECONDS": value})

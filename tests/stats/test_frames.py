@@ -426,3 +426,26 @@ def test_import_stats_does_not_load_pandas_or_the_service() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+def test_expand_attributes_makes_one_column_per_key() -> None:
+    from stats import expand_attributes
+
+    log = pd.DataFrame(
+        {
+            "type": ["exposure", "exposure", "event"],
+            "attributes": ['{"device": "mobile", "age": 31}', {"device": "tablet"}, None],
+            "value": [None, None, 3.0],
+        }
+    )
+    expanded = expand_attributes(log)
+    assert list(expanded.columns) == ["type", "age", "device", "value"]
+    assert expanded["age"].tolist()[0] == 31 and pd.isna(expanded["age"].tolist()[1])
+    assert expanded["device"].tolist()[:2] == ["mobile", "tablet"]
+    assert pd.isna(expanded["device"].tolist()[2])
+    clash = log.assign(attributes=['{"type": "x"}', None, None])
+    with pytest.raises(InvalidInputError, match=r"attributes \['type'\] clash"):
+        expand_attributes(clash)
+    assert list(expand_attributes(clash, prefix="attr_").columns) == ["type", "attr_type", "value"]
+    with pytest.raises(InvalidInputError, match="must hold JSON objects"):
+        expand_attributes(log.assign(attributes=["[1, 2]", None, None]))
