@@ -44,6 +44,8 @@ def _leaves(attributes: Mapping[str, object], prefix: str = "") -> list[tuple[st
         else:
             out.append((prefix + name, value))
     return out
+
+
 def check_utf8(text: str, field: str) -> str:
     """Return ``text`` if it encodes as UTF-8, else raise ``ValueError`` naming ``field``.
 

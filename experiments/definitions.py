@@ -19,10 +19,10 @@ from experiments.errors import ConflictError, InvalidDefinitionError
 from experiments.limits import EVENT_NAME_PATTERN, EVENT_NAME_RULE, KEY_PATTERN, KEY_RULE
 
 __all__ = [
+    "MAX_FORCED_VISITORS",
     "ConversionPrior",
     "Dimension",
     "Direction",
-    "MAX_FORCED_VISITORS",
     "Experiment",
     "ExperimentKind",
     "ExperimentPatch",
@@ -208,6 +208,8 @@ class ConversionPrior(_Frozen):
 
     a: float = Field(gt=0.0, le=1e9, allow_inf_nan=False)
     b: float = Field(gt=0.0, le=1e9, allow_inf_nan=False)
+
+
 class Dimension(_Frozen):
     """An attribute given at assignment whose values the results can be broken down by."""
 

@@ -390,6 +390,8 @@ def breakdown_frame(results: ExperimentResults) -> pd.DataFrame:
             frame[column] = frame[column].astype("float64")
     frame["significant"] = frame["significant"].astype("boolean")
     return frame
+
+
 def _warn_if_trimmed(key: str, exposed: int, counted: int) -> None:
     if exposed < counted:
         warnings.warn(

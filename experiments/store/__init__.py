@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from experiments.connection import connect
 from experiments.store._base import Client
+from experiments.store.bandit import BanditMixin as _Bandit
 from experiments.store.client_keys import ClientKey
 from experiments.store.client_keys import ClientKeysMixin as _ClientKeys
-from experiments.store.bandit import BanditMixin as _Bandit
 from experiments.store.codec import day_of
 from experiments.store.definitions import DefinitionsMixin as _Definitions
 from experiments.store.logs import ARRIVAL_SLACK_MS, LogPage, LogSnapshot

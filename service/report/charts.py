@@ -230,6 +230,8 @@ def lift_rows(metric: MetricResults, names: Mapping[str, str], prefix: str = "")
     rows = []
     for row in metric.treatments:
         label = metric_phrase(metric.name, metric.kind)
+        if metric.direction == "lower":
+            label += " (lower is better)"
         if len(metric.treatments) > 1:
             label += f" · {names.get(row.variant, row.variant)}"
         kind = row.verdict.kind if row.verdict else VerdictKind.NOT_ENOUGH_DATA

@@ -59,25 +59,7 @@ def _sequence(
 
 
 def _lift_rows(experiment: Experiment, metric: MetricResults, prefix: str = "") -> list[LiftRow]:
-    names = labels(experiment)
-    rows = []
-    for row in metric.treatments:
-        label = metric_phrase(metric.name, metric.kind)
-        if metric.direction == "lower":
-            label += " (lower is better)"
-        if len(metric.treatments) > 1:
-            label += f" · {names.get(row.variant, row.variant)}"
-        kind = row.verdict.kind if row.verdict else VerdictKind.NOT_ENOUGH_DATA
-        ok = kind is not VerdictKind.NOT_ENOUGH_DATA
-        rows.append(
-            LiftRow(
-                label=prefix + label,
-                lift=row.relative_lift if ok else None,
-                interval=row.relative_ci if ok else None,
-                tone=kind.value,
-            )
-        )
-    return rows
+    return lift_rows(metric, labels(experiment), prefix)
 
 
 def report_html(
