@@ -198,13 +198,14 @@ def _sequential(
     index: int,
     level: float,
     dates: list[date],
+    planned_visitors: int | None,
 ) -> tuple[float | None, tuple[SeriesPoint, ...]]:
     if metric.kind is MetricKind.RATIO or not cumulative:
         return None, ()
     looks = [(summary_of(metric, day[0]), summary_of(metric, day[index])) for day in cumulative]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        seq = stats.msprt(looks=looks, confidence_level=level)
+        seq = stats.msprt(looks=looks, confidence_level=level, planned_visitors=planned_visitors)
         series = tuple(
             SeriesPoint(
                 date=day,
@@ -223,6 +224,7 @@ def _draft(
     totals: list[VariantTotals],
     cumulative: list[list[VariantTotals]],
     dates: list[date],
+    planned_visitors: int | None,
 ) -> _Draft:
     summaries = [summary_of(metric, t) for t in totals]
     level = experiment.confidence_level
@@ -231,7 +233,9 @@ def _draft(
         result, chance, loss, reasons = _comparison(
             summaries[0], summaries[index], metric, level, experiment
         )
-        sequential_pvalue, series = _sequential(metric, cumulative, index, level, dates)
+        sequential_pvalue, series = _sequential(
+            metric, cumulative, index, level, dates, planned_visitors
+        )
         comparisons.append(
             _Comparison(
                 absolute_lift=_num(result.absolute_lift),
@@ -385,49 +389,60 @@ def _guardrail_alerts(
 
 
 def _progress(
-    experiment: Experiment, primary: MetricResults | None, totals: list[VariantTotals], now: float
+    experiment: Experiment, plan: _Plan, totals: list[VariantTotals], now: float
 ) -> Progress:
     days = (now - experiment.started_at) / 86400 if experiment.started_at else None
-    current = tuple(t.n for t in totals)
-    reason, required, fraction, remaining = _plan(experiment, primary, totals, days)
+    current = [t.n for t in totals]
+    reason, required = plan
+    fraction = min(current) / required if required else None
+    remaining = None
+    if required is not None and days is not None and days > 0:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            remaining = stats.days_remaining(
+                required_per_variant=required, current_per_variant=current, days_elapsed=days
+            )
+        if remaining is None:
+            reason = "; ".join(str(w.message) for w in caught) or "no traffic to project"
     return Progress(
         minimum_detectable_effect=experiment.minimum_detectable_effect,
         days_running=_num(days),
         required_per_variant=required,
-        visitors_per_variant=current,
+        visitors_per_variant=tuple(current),
         fraction=fraction,
-        days_remaining=remaining,
+        days_remaining=_num(remaining),
         reason=reason,
     )
 
 
-_Plan = tuple[str | None, int | None, float | None, float | None]
+_Plan = tuple[str | None, int | None]
 
 
-def _plan(
-    experiment: Experiment,
-    primary: MetricResults | None,
-    totals: list[VariantTotals],
-    days: float | None,
-) -> _Plan:
-    """(reason, required per variant, fraction done, days remaining) of the primary metric."""
-    if primary is None:
-        return "no primary metric", None, None, None
-    baseline = primary.control.value
+def _plan(experiment: Experiment, totals: list[VariantTotals]) -> _Plan:
+    """(reason it is undefined, required visitors per variant) for the primary metric.
+
+    The required size also tunes the mSPRT's mixing variance, so the always-valid sequence is
+    narrowest at the planned sample size.
+    """
+    metric = next((m for m in experiment.metrics if m.primary), None)
+    if metric is None:
+        return "no primary metric", None
+    control = summary_of(metric, totals[0])
+    baseline = _total_and_value(control)[1]
     if baseline is None or baseline == 0:
-        return "the control has no data for the primary metric yet", None, None, None
-    kind: Literal["conversion", "mean"] = "conversion" if primary.kind == "conversion" else "mean"
+        return "the control has no data for the primary metric yet", None
+    kind: Literal["conversion", "mean"] = (
+        "conversion" if metric.kind is MetricKind.CONVERSION else "mean"
+    )
     std: float | None = None
     if kind == "mean":
-        metric = next(m for m in experiment.metrics if m.primary)
-        s = summary_of(metric, totals[0])
-        if isinstance(s, stats.MeanSummary) and s.variance > 0:  # NaN below 2 visitors
-            std = math.sqrt(s.variance)
+        if isinstance(control, stats.MeanSummary) and control.variance > 0:  # NaN below 2
+            std = math.sqrt(control.variance)
         if std is None:
-            return "the primary metric has no variance yet", None, None, None
+            return "the primary metric has no variance yet", None
     mde = experiment.minimum_detectable_effect
     if kind == "conversion" and baseline * (1 + mde) >= 1:
-        return "the planned effect would push the rate past 100%", None, None, None
+        return "the planned effect would push the rate past 100%", None
     required = stats.sample_size(
         baseline=baseline,
         mde=mde,
@@ -437,19 +452,7 @@ def _plan(
         confidence_level=experiment.confidence_level,
         variants=len(experiment.variants),
     )
-    current = [t.n for t in totals]
-    fraction = min(current) / required if required else None
-    if not days or days <= 0:
-        return None, required, fraction, None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        remaining = stats.days_remaining(
-            required_per_variant=required, current_per_variant=current, days_elapsed=days
-        )
-    reason = None
-    if remaining is None:
-        reason = "; ".join(str(w.message) for w in caught) or "no traffic to project"
-    return reason, required, fraction, _num(remaining)
+    return None, required
 
 
 def _srm(experiment: Experiment, totals: list[VariantTotals]) -> SRMCheck:
@@ -478,7 +481,9 @@ def _srm(experiment: Experiment, totals: list[VariantTotals]) -> SRMCheck:
 def _breakdown(experiment: Experiment, dimension: str, slices: Sequence[SliceTotals]) -> Breakdown:
     """Every slice compared on its own, Holm-adjusted across the slices of each metric."""
     srms = [_srm(experiment, s.totals) for s in slices]
-    drafts = [[_draft(experiment, m, s.totals, [], []) for m in experiment.metrics] for s in slices]
+    drafts = [
+        [_draft(experiment, m, s.totals, [], [], None) for m in experiment.metrics] for s in slices
+    ]
     per_metric: list[list[list[float | None]]] = [[] for _ in slices]
     sizes = []
     for m in range(len(experiment.metrics)):
@@ -525,7 +530,8 @@ def build_results(
     srm = _srm(experiment, totals)
     dates = [datetime.strptime(d, "%Y%m%d").replace(tzinfo=UTC).date() for d, _ in daily]
     cumulative = _cumulative(daily)
-    drafts = [_draft(experiment, m, totals, cumulative, dates) for m in experiment.metrics]
+    plan = _plan(experiment, totals)
+    drafts = [_draft(experiment, m, totals, cumulative, dates, plan[1]) for m in experiment.metrics]
     adjusted, sizes = _adjusted(drafts)
     metrics = tuple(
         _metric(experiment, totals, draft, srm, adjusted[i], sizes[i])
@@ -542,7 +548,7 @@ def build_results(
         confidence_level=experiment.confidence_level,
         generated_at=datetime.fromtimestamp(now, UTC),
         srm=srm,
-        progress=_progress(experiment, primary, totals, now),
+        progress=_progress(experiment, plan, totals, now),
         metrics=metrics,
         verdict=experiment_verdict(srm, primary),
         guardrail_alerts=_guardrail_alerts(experiment, metrics, srm),
