@@ -36,7 +36,7 @@ RESULT_COLUMNS = (
     "relative_ci_high",
     "statistic",
     "pvalue",
-    "adjusted_pvalue",
+    "pvalue_adjusted",
     "significant",
     "chance_to_beat_control",
     "expected_loss",
