@@ -325,7 +325,7 @@ def test_an_unreachable_cluster_answers_503_never_500() -> None:
     settings = Settings(
         redis_url="redis://127.0.0.1:1/0", redis_cluster=True, redis_timeout_seconds=0.5
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         calls = [
             client.get("/v1/assign", params={"experiment": "any", "visitor_id": "v"}),
             client.post("/v1/assign", json={"visitor_id": "v"}),
