@@ -84,8 +84,12 @@ def _metric_column(metric: Metric) -> str:
     if metric.kind is MetricKind.CONVERSION:
         return f"CAST(count(e.event) {of_event} > 0 AS INTEGER) AS {name}"
     if metric.kind is MetricKind.MEAN:
-        return f"coalesce(sum(coalesce(e.value, 0)) {of_event}, 0.0) AS {name}"
-    return f"count(e.event) {of_event} AS {name}"
+        total = f"coalesce(sum(coalesce(e.value, 0)) {of_event}, 0.0)"
+    else:
+        total = f"count(e.event) {of_event}"
+    if metric.cap is not None:  # as the store caps it: each visitor's total at most the cap
+        total = f"least({total}, {float(metric.cap)!r})"
+    return f"{total} AS {name}"
 
 
 def load_log(

@@ -116,3 +116,19 @@ def test_a_file_database_opens_elsewhere(tmp_path: Path) -> None:
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(duckdb.IOException, match=r"nothing\.parquet"):
         load_log(tmp_path / "nothing.parquet", METRICS)
+
+
+def test_visitors_caps_each_total_as_the_store_does(tmp_path: Path) -> None:
+    capped = [
+        Metric.model_validate(m)
+        for m in (
+            {"name": "revenue", "kind": "mean", "event": "purchase", "cap": 12.0},
+            {"name": "cart_visits", "kind": "count", "event": "cart_view", "cap": 1},
+        )
+    ]
+    con = load_log(_log(tmp_path), capped)
+    rows = con.execute(
+        "SELECT visitor_id, revenue, cart_visits FROM visitors ORDER BY visitor_id"
+    ).fetchall()
+    # a: 10.5 + 4.5 = 15 -> 12; b: two cart views -> 1; c: 99 -> 12; d: nothing
+    assert rows == [("a", 12.0, 0), ("b", 0.0, 1), ("c", 12.0, 0), ("d", 0.0, 0)]

@@ -31,6 +31,7 @@ from service.api.schemas import (
     AssignRequest,
     AssignResponse,
     BatchTrackRequest,
+    ErrorBody,
     ExposureRequest,
     ExposureResponse,
     TrackRequest,
@@ -266,7 +267,13 @@ async def assign_many(
     "/v1/exposures",
     response_model=ExposureResponse,
     summary="Record an exposure an SDK decided (GrowthBook's trackingCallback); idempotent",
-    responses={409: {"description": "the experiment is not running, or the hash disagrees"}},
+    responses={
+        **error_responses(404, 503),
+        409: {
+            "model": ErrorBody,
+            "description": "the experiment is not running, or the hash disagrees",
+        },
+    },
 )
 async def exposures(
     request: Request, body: ExposureRequest, store: StoreDep, definitions: Definitions
