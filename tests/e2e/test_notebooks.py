@@ -208,7 +208,7 @@ def test_sql_notebook_totals_equal_the_read_out(
     notebook = _execute("sql_analysis.ipynb")
     text = _text(notebook)
     assert _images(notebook) == 2  # the lift and the cumulative lift
-    assert "8 SQL totals (and every variant's visitors) equal the service's read-out" in text
+    assert "10 SQL totals (and every variant's visitors) equal the service's read-out" in text
     assert "recomputed from SQL and equal to the service's" in text
     assert "devices: desktop, mobile, tablet" in text
     assert "return_on_traffic" in text
