@@ -175,3 +175,16 @@ def test_names_imported_across_packages_are_in_their_module_s_all() -> None:
                     if alias.name not in exported and submodule is None:
                         problems.append(f"{path.relative_to(ROOT)}: {node.module}.{alias.name}")
     assert problems == []
+
+
+def test_readme_says_what_a_newcomer_needs_and_metadata_is_current() -> None:
+    """The Python version, how to stop the service, and every route a caller meets are written
+    down; the license is an SPDX string (the table form is deprecated by setuptools)."""
+    readme = (ROOT / "README.md").read_text()
+    assert "Python 3.11 or newer" in readme
+    assert "Stop it with Ctrl-C" in readme
+    for route in ("/v1/definitions", "/sdk.js", "/login", "/metrics", "/v1/experiments/KEY/events"):
+        assert f"`{route}" in readme or f"{route}`" in readme, route
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert isinstance(project["license"], str)
+    assert project["requires-python"] == ">=3.11"
