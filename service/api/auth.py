@@ -76,13 +76,13 @@ def _parts(cookie: str) -> tuple[str, str] | None:
     return match.group(1), hashlib.sha256(match.group(2).encode()).hexdigest()
 
 
-async def open_session(store: Store, key: AdminKey) -> str:
-    """Open a session of ``key`` and return the cookie value that names it."""
+async def open_session(store: Store, key_id: str) -> str:
+    """Open a session of the key ``key_id`` names and return the cookie value that names it."""
     token = secrets.token_urlsafe(32)
     await store.open_session(
-        key.id, hashlib.sha256(token.encode()).hexdigest(), ttl_seconds=SESSION_SECONDS
+        key_id, hashlib.sha256(token.encode()).hexdigest(), ttl_seconds=SESSION_SECONDS
     )
-    return f"{key.id}.{token}"
+    return f"{key_id}.{token}"
 
 
 async def session_key_id(store: Store, cookie: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Dependencies handed to routes: the store, the definitions cache, the admin check.
+"""Dependencies handed to routes: the store, the definitions cache, the role checks.
 
 All are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, which on the
 assignment path costs more than the Redis round trip.
@@ -6,16 +6,28 @@ assignment path costs more than the Redis round trip.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
 from experiments.store import Store
-from service.api.auth import SESSION_COOKIE, AdminKey, session_key_id
 from service.api.definitions_cache import DefinitionCache
+from service.api.principal import Principal, Role, current
 from service.settings import Settings
 
-__all__ = ["Admin", "Definitions", "SettingsDep", "StoreDep", "is_admin"]
+__all__ = [
+    "Actor",
+    "Admin",
+    "AdminOnly",
+    "Definitions",
+    "Editor",
+    "SettingsDep",
+    "StoreDep",
+    "Viewer",
+    "is_admin",
+    "require",
+]
 
 
 async def _store(request: Request) -> Store:
@@ -34,31 +46,55 @@ async def _settings(request: Request) -> Settings:
 
 
 async def is_admin(request: Request) -> bool:
-    """Whether the request may see admin data.
+    """Whether the request may read admin data (any role; see :mod:`service.api.principal`)."""
+    return await current(request) is not None
 
-    Always with no key configured (the service then listens on loopback only); otherwise with
-    ``Authorization: Bearer <key>``, or, for reading (GET/HEAD), an open browser session
-    (:mod:`service.api.auth`). The cookie is SameSite=Strict and never authorises a change.
+
+def _unauthorised() -> HTTPException:
+    return HTTPException(
+        status_code=401,
+        detail="admin endpoints need the header 'Authorization: Bearer <key>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def require(role: Role, *, from_session: bool = False) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that answers 401 without a principal and 403 below ``role``.
+
+    A browser session counts for reading; for a change only where ``from_session`` is set (the
+    page forms, which check their CSRF token themselves).
     """
-    key: AdminKey | None = request.app.state.admin_key
-    if key is None or key.matches_bearer(request):
-        return True
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie is None or request.method not in {"GET", "HEAD"}:
-        return False
-    return await session_key_id(request.app.state.store, cookie) == key.id
+
+    async def check(request: Request) -> Principal:
+        principal = await current(request)
+        changes = request.method not in {"GET", "HEAD"}
+        if principal is None or (principal.via == "session" and changes and not from_session):
+            raise _unauthorised()
+        if not principal.may(role):
+            raise HTTPException(
+                status_code=403,
+                detail=f"this needs the role {role.value!r} or higher; "
+                f"key {principal.name!r} has the role {principal.role.value!r}",
+            )
+        request.state.principal = principal
+        return principal
+
+    return check
 
 
-async def _require_admin(request: Request) -> None:
-    if not await is_admin(request):
-        raise HTTPException(
-            status_code=401,
-            detail="admin endpoints need the header 'Authorization: Bearer <ABACUS_ADMIN_KEY>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+async def _by_method(request: Request) -> Principal:
+    """Reading needs a viewer, a change an editor."""
+    needed = Role.VIEWER if request.method in {"GET", "HEAD"} else Role.EDITOR
+    return await require(needed)(request)
 
 
 StoreDep = Annotated[Store, Depends(_store)]
 Definitions = Annotated[DefinitionCache, Depends(_definitions)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-Admin = Depends(_require_admin)
+Admin = Depends(_by_method)
+"""Reads for any role, changes for an editor or admin (the default of the admin routers)."""
+Actor = Annotated[Principal, Depends(_by_method)]
+"""The principal of a route under :data:`Admin` (checked once per request)."""
+Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+Editor = Annotated[Principal, Depends(require(Role.EDITOR))]
+AdminOnly = Annotated[Principal, Depends(require(Role.ADMIN))]

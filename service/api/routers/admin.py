@@ -10,20 +10,12 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from experiments.definitions import (
-    MAX_FORCED_VISITORS,
-    Experiment,
-    ExperimentPatch,
-    ExperimentSpec,
-    Status,
-    apply_patch,
-    transition,
-)
+from experiments.definitions import MAX_FORCED_VISITORS, Experiment, ExperimentPatch, ExperimentSpec
 from experiments.errors import InvalidDefinitionError
-from experiments.exclusion import check_holdout, check_start
 from experiments.limits import KEY_PATTERN, KEY_RULE
 from experiments.store import Store
-from service.api.deps import Admin, Definitions, StoreDep
+from service import changes
+from service.api.deps import Actor, Admin, Definitions, StoreDep
 from service.readout.build import build_results
 from service.readout.model import ExperimentResults
 
@@ -33,13 +25,10 @@ router = APIRouter(prefix="/v1/experiments", tags=["admin"], dependencies=[Admin
 
 
 @router.post("", status_code=201, response_model=Experiment, summary="Create an experiment")
-async def create(spec: ExperimentSpec, store: StoreDep, definitions: Definitions) -> Experiment:
-    experiment = Experiment.model_validate({**spec.model_dump(), "created_at": time.time()})
-    if experiment.holdout is not None:
-        check_holdout(experiment, (await store.definitions())[1])
-    created = await store.create_experiment(experiment)
-    definitions.invalidate()
-    return created
+async def create(
+    spec: ExperimentSpec, store: StoreDep, definitions: Definitions, actor: Actor
+) -> Experiment:
+    return await changes.create(store, definitions, spec, actor)
 
 
 @router.get("", response_model=list[Experiment], summary="List experiments")
@@ -59,31 +48,9 @@ async def get_one(key: str, store: StoreDep) -> Experiment:
     summary="Change a definition or its status (draft -> running -> paused -> stopped)",
 )
 async def patch(
-    key: str, body: ExperimentPatch, store: StoreDep, definitions: Definitions
+    key: str, body: ExperimentPatch, store: StoreDep, definitions: Definitions, actor: Actor
 ) -> Experiment:
-    current = await store.get_experiment(key)
-    updated = apply_patch(current, body)
-    if body.status is not None and body.status is not current.status:
-        updated = transition(updated, body.status, now=time.time(), winner=body.winner)
-    elif body.winner is not None:
-        raise InvalidDefinitionError(
-            f"winner is set only together with status 'stopped', got winner {body.winner!r} "
-            f"with status {current.status.value!r}"
-        )
-    await _write(store, current, updated)
-    definitions.invalidate()
-    return updated
-
-
-async def _write(store: Store, current: Experiment, updated: Experiment) -> None:
-    """Replace the definition; one going live is checked against all the others first, and
-    written only if none changed meanwhile (so two starts cannot both take one range)."""
-    if updated.status is Status.RUNNING and current.status is not Status.RUNNING:
-        version, others = await store.definitions()
-        check_start(updated, others)
-        await store.replace_experiment(current, updated, expected_version=version)
-    else:
-        await store.replace_experiment(current, updated)
+    return await changes.patch(store, definitions, key, body, actor)
 
 
 class ForcedVariant(BaseModel):
@@ -98,38 +65,28 @@ class ForcedVariant(BaseModel):
     summary=f"Pin a visitor to a variant for QA (not recorded; at most {MAX_FORCED_VISITORS})",
 )
 async def force(
-    key: str, visitor_id: str, body: ForcedVariant, store: StoreDep, definitions: Definitions
+    key: str,
+    visitor_id: str,
+    body: ForcedVariant,
+    store: StoreDep,
+    definitions: Definitions,
+    actor: Actor,
 ) -> Experiment:
-    current = await store.get_experiment(key)
-    if body.variant not in current.variant_keys:
-        raise InvalidDefinitionError(
-            f"variant must be one of {current.variant_keys}, got {body.variant!r}"
-        )
-    forced = {**current.forced, visitor_id: body.variant}
-    updated = apply_patch(current, ExperimentPatch.model_construct(forced=forced))
-    await store.replace_experiment(current, updated)
-    definitions.invalidate()
-    return updated
+    return await changes.force(store, definitions, key, visitor_id, body.variant, actor)
 
 
 @router.delete(
     "/{key}/forced/{visitor_id}", response_model=Experiment, summary="Unpin a QA visitor"
 )
 async def unforce(
-    key: str, visitor_id: str, store: StoreDep, definitions: Definitions
+    key: str, visitor_id: str, store: StoreDep, definitions: Definitions, actor: Actor
 ) -> Experiment:
-    current = await store.get_experiment(key)
-    forced = {v: k for v, k in current.forced.items() if v != visitor_id}
-    updated = apply_patch(current, ExperimentPatch.model_construct(forced=forced))
-    await store.replace_experiment(current, updated)
-    definitions.invalidate()
-    return updated
+    return await changes.unforce(store, definitions, key, visitor_id, actor)
 
 
 @router.delete("/{key}", status_code=204, summary="Delete an experiment and all its data")
-async def delete(key: str, store: StoreDep, definitions: Definitions) -> Response:
-    await store.delete_experiment(await store.get_experiment(key))
-    definitions.invalidate()
+async def delete(key: str, store: StoreDep, definitions: Definitions, actor: Actor) -> Response:
+    await changes.delete(store, definitions, key, actor)
     return Response(status_code=204)
 
 

@@ -33,6 +33,7 @@ from service.api.auth import (
     open_session,
 )
 from service.api.deps import StoreDep, is_admin
+from service.api.principal import resolve
 from service.readout.build import build_results
 from service.readout.model import ExperimentResults
 from service.report.html import dashboard_html, login_html, not_found_html, report_html
@@ -81,7 +82,8 @@ async def login(request: Request, store: StoreDep) -> Response:
     client = request.client.host if request.client else "unknown"
     if await store.failures(client) >= LOGIN_MAX_FAILURES:
         return _too_many(LOGIN_WINDOW_SECONDS)
-    if not key.matches(given):
+    principal = await resolve(request, given)
+    if principal is None or principal.key_id is None:
         failures, left_seconds = await store.count_failure(
             client, window_seconds=LOGIN_WINDOW_SECONDS
         )
@@ -91,7 +93,7 @@ async def login(request: Request, store: StoreDep) -> Response:
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        await open_session(store, key),
+        await open_session(store, principal.key_id),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
