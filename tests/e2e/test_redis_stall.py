@@ -1,15 +1,20 @@
 """A hung Redis (SIGSTOP: connections open, no answers) never makes the service hang.
 
 Each test stops a Redis of its own (never the session's), fires a bounded burst of concurrent
-requests at the live service, checks every one is answered honestly within the Redis timeout
-plus one second, then resumes Redis and checks the service recovers by itself.
+requests at the live service, and checks every one is answered honestly while Redis is still
+stopped: Redis is resumed only after :data:`STALL_SECONDS` (ten times the service's Redis
+timeout), or when every answer is in, and no answer may arrive after that. The order of events
+is asserted, not a duration, so a busy machine cannot fail the test; the durations are printed.
+Then the service must recover by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +35,32 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 TIMEOUT_SECONDS = 1.0
 ACTIVITY_SHARDS = 64  # the store's default
 BURST = 200
+STALL_SECONDS = 10 * TIMEOUT_SECONDS
+
+
+class Stopped:
+    """A process SIGSTOPped until :data:`STALL_SECONDS` pass or :meth:`resume` is called."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.resumed_at = math.inf
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(STALL_SECONDS, self.resume)
+
+    def __enter__(self) -> Stopped:
+        os.kill(self.pid, signal.SIGSTOP)
+        self._timer.start()
+        return self
+
+    def resume(self) -> None:
+        with self._lock:
+            if self.resumed_at == math.inf:
+                self.resumed_at = time.monotonic()
+                os.kill(self.pid, signal.SIGCONT)
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        self.resume()
 
 
 def _definition(key: str, event: str) -> dict[str, Any]:
@@ -132,11 +163,8 @@ def test_a_stopped_redis_gets_honest_answers_within_the_timeout_and_recovers(
         for visitor in known[:5]:
             assert _assign(server, "stall", visitor)["recorded"] is True
         pid = int(redis.Redis.from_url(own_redis.url).info("server")["process_id"])
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with Stopped(pid) as stall:
             answers = asyncio.run(_burst(server.url, _assigns("stall", "new") + _tracks(known)))
-        finally:
-            os.kill(pid, signal.SIGCONT)
         assigns = [a for a in answers if a.kind == "assign"]
         tracks = [a for a in answers if a.kind == "track"]
         slowest = max(a.seconds for a in answers)
@@ -150,7 +178,7 @@ def test_a_stopped_redis_gets_honest_answers_within_the_timeout_and_recovers(
         assert {(a.status, a.retry_after, a.body["error"]) for a in tracks} == {
             (503, "1", "unavailable")
         }
-        assert slowest <= TIMEOUT_SECONDS + 1.0
+        assert max(a.finished for a in answers) < stall.resumed_at  # none waited for Redis
         # resumed: the very next calls are recorded again, with no restart
         assert _assign(server, "stall", "after")["recorded"] is True
         r = httpx.post(server.url + "/v1/track", json={"visitor_id": "after", "event": "purchase"})
@@ -227,13 +255,10 @@ def test_a_stopped_cluster_node_holds_up_only_the_experiments_it_owns(
                 server.url + "/v1/assign", params={"experiment": healthy, "visitor_id": visitor}
             )
         time.sleep(1.5)  # the definitions copy is now older than its 1 s refresh period
-        os.kill(masters[stopped], signal.SIGSTOP)
-        try:
+        with Stopped(masters[stopped]) as stall:
             held, fine, tracks = asyncio.run(
                 _held_then_fine(server.url, on_stopped, healthy, buyers[:HEALTHY])
             )
-        finally:
-            os.kill(masters[stopped], signal.SIGCONT)
         first_held = min(a.finished for a in held)
         fine_done = max(a.finished for a in fine + tracks)
         print(
@@ -244,7 +269,7 @@ def test_a_stopped_cluster_node_holds_up_only_the_experiments_it_owns(
             f"last {first_held - fine_done:.2f} s before the first held answer"
         )
         assert {(a.status, a.body["recorded"]) for a in held} == {(200, False)}
-        assert max(a.seconds for a in held) <= TIMEOUT_SECONDS + 1.0
+        assert max(a.finished for a in held) < stall.resumed_at  # none waited for the node
         assert {(a.status, a.body["recorded"]) for a in fine} == {(200, True)}
         assert {a.status for a in tracks} == {200}
         assert all(a.body["credited"] == [healthy] for a in tracks)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 
 import numpy as np
 import pytest
@@ -154,17 +153,14 @@ def test_exact_sum_and_quadrature_agree_at_the_switch() -> None:
         assert via_sum == pytest.approx(via_quadrature, abs=1e-9)
 
 
-def test_large_experiment_is_fast_and_sensible() -> None:
+def test_large_experiment_matches_the_normal_approximation() -> None:
     control = Proportion(300_000, 10_000_000)
     treatment = Proportion(301_500, 10_000_000)
-    start = time.perf_counter()
     result = chance_to_beat_control(control=control, treatment=treatment)
-    elapsed = time.perf_counter() - start
     # Normal approximation of the difference of two narrow Betas.
     se = math.sqrt(sum(p.rate * (1 - p.rate) / p.visitors for p in (control, treatment)))
     z = (treatment.rate - control.rate) / se
     assert result.chance_to_beat_control == pytest.approx(scipy_stats.norm.cdf(z), abs=1e-3)
-    assert elapsed < 5.0  # generous: a sanity bound, not a benchmark (see bench/bench_stats.py)
 
 
 @PROPERTY_SETTINGS
