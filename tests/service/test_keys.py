@@ -18,7 +18,7 @@ from experiments.store import ApiKeyRecord, Store
 from service.api.auth import SESSION_COOKIE, AdminKey
 from tests.conftest import ADMIN_KEY, RedisTarget, StoreRunner
 from tests.service.conftest import AUTH, BUYAKILT
-from tests.service.test_bad_input import _assert_error
+from tests.service.test_bad_input import _assert_error, _snapshot
 
 
 def make_key(client: TestClient, name: str, role: str) -> dict[str, Any]:
@@ -38,22 +38,6 @@ def sign_in(client: TestClient, secret: str) -> str:
     match = re.search(rf"{SESSION_COOKIE}=([^;]+)", response.headers["set-cookie"])
     assert match is not None
     return match.group(1).strip('"')
-
-
-def _all_values(redis_server: RedisTarget, key_prefix: str) -> str:
-    """Every key name and value under the prefix, as one text (hashes and strings)."""
-    text = []
-    for node in redis_server.masters():
-        for key in node.scan_iter(match=f"{key_prefix}:*"):
-            kind = node.type(key)
-            text.append(key)
-            if kind == "hash":
-                text += [f"{k}={v}" for k, v in node.hgetall(key).items()]
-            elif kind == "string":
-                text.append(str(node.get(key)))
-            elif kind == "list":
-                text += node.lrange(key, 0, -1)
-    return "\n".join(text)
 
 
 def test_a_key_is_shown_once_and_stored_only_as_its_digest(
@@ -76,7 +60,7 @@ def test_a_key_is_shown_once_and_stored_only_as_its_digest(
         "admin",
         None,
     )
-    stored = _all_values(redis_server, key_prefix)
+    stored = str(_snapshot(redis_server, key_prefix))
     assert secret not in stored and secret[4:] not in stored
     assert hashlib.sha256(secret.encode()).hexdigest() in stored  # the digest is what is kept
     # a second key is a different secret
