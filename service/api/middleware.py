@@ -86,10 +86,10 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = ""
+        host = port = ""
         for name, value in scope["headers"]:
             if name == b"host":
-                host = host_name(value.decode("latin-1"))
+                host, port = host_name(value.decode("latin-1")), _port(value.decode("latin-1"))
                 break
         if not self.any_host and host not in self.hosts:
             allowed = ", ".join(sorted(self.hosts))
@@ -101,8 +101,7 @@ class Guard:
             return
         origin = next((v for n, v in scope["headers"] if n == b"origin"), None)
         if origin is not None and scope["method"] not in {"GET", "HEAD"}:
-            origin_host = host_name(urlsplit(origin.decode("latin-1")).netloc)
-            if origin_host != host:
+            if not _same_origin(origin.decode("latin-1"), host, port):
                 allowed = "this service's own pages (no cross-site changes)"
                 origin_text = origin.decode("latin-1")
                 await _refuse(
@@ -123,6 +122,29 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _port(host: str) -> str:
+    """The explicit port of a ``Host`` header, or ""."""
+    host = host.strip()
+    tail = host[host.find("]") + 1 :] if host.startswith("[") else host
+    return tail.rsplit(":", 1)[1] if tail.count(":") == 1 else ""
+
+
+def _same_origin(origin: str, host: str, port: str) -> bool:
+    """Whether ``Origin`` names this service: the same host name, and the same port when the
+    ``Host`` header names one (another port of the same host is another site's page; behind a
+    proxy that drops the port, the names alone are compared)."""
+    parts = urlsplit(origin)
+    if host_name(parts.netloc) != host:
+        return False
+    if not port:
+        return True
+    try:
+        origin_port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return False
+    return str(origin_port) == port
 
 
 async def _refuse(

@@ -228,13 +228,20 @@ def test_the_share_form_needs_the_sessions_csrf_token(two: TestClient) -> None:
 def test_the_share_form_refuses_another_sites_origin(two: TestClient) -> None:
     secret = make_key(two, "growth", "editor")["key"]
     token = _session_token(two, secret)
-    response = two.post(
-        f"/experiments/{KEY}/share-links",
-        data={"csrf_token": token, "expires_in_days": "7"},
-        headers={"Origin": "https://evil.example"},
-    )
-    _assert_error(response, 403, "Origin", "evil.example")
+    form = {"csrf_token": token, "expires_in_days": "7"}
+    for origin, host in (
+        ("https://evil.example", "testserver"),
+        ("null", "testserver"),
+        # another port of the same host is another site's page, though cookies go with it
+        ("http://127.0.0.1:9", "127.0.0.1:8000"),
+    ):
+        headers = {"Origin": origin, "Host": host}
+        response = two.post(f"/experiments/{KEY}/share-links", data=form, headers=headers)
+        _assert_error(response, 403, "Origin", origin)
     assert two.get(f"/v1/experiments/{KEY}/share-links", headers=AUTH).json() == []
+    own = {"Origin": "http://127.0.0.1:8000", "Host": "127.0.0.1:8000"}
+    response = two.post(f"/experiments/{KEY}/share-links", data=form, headers=own)
+    assert response.status_code == 201, response.text
 
 
 def test_a_viewer_session_gets_no_share_form_and_its_post_is_403(two: TestClient) -> None:
