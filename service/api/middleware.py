@@ -99,15 +99,13 @@ class Guard:
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             await self.cors(scope, receive, send)
             return
-        origin = next((v for n, v in scope["headers"] if n == b"origin"), None)
-        if origin is not None and scope["method"] not in {"GET", "HEAD"}:
-            if not _same_origin(origin.decode("latin-1"), host, port):
-                allowed = "this service's own pages (no cross-site changes)"
-                origin_text = origin.decode("latin-1")
-                await _refuse(
-                    scope, receive, send, 403, "forbidden", "Origin", origin_text, allowed
-                )
-                return
+        raw_origin = next((v for n, v in scope["headers"] if n == b"origin"), None)
+        origin = None if raw_origin is None else raw_origin.decode("latin-1")
+        changes = scope["method"] not in {"GET", "HEAD"}
+        if origin is not None and changes and not _same_origin(origin, host, port):
+            allowed = "this service's own pages (no cross-site changes)"
+            await _refuse(scope, receive, send, 403, "forbidden", "Origin", origin, allowed)
+            return
         extra = [*_COMMON_HEADERS]
         if _is_page(path):
             extra.append((b"content-security-policy", PAGE_CSP.encode()))
