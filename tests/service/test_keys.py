@@ -18,6 +18,7 @@ from experiments.store import ApiKeyRecord, Store
 from service.api.auth import SESSION_COOKIE, AdminKey
 from tests.conftest import ADMIN_KEY, RedisTarget, StoreRunner
 from tests.service.conftest import AUTH, BUYAKILT
+from tests.service.test_access import _sign_in as sign_in
 from tests.service.test_bad_input import _assert_error, _snapshot
 
 
@@ -30,14 +31,6 @@ def make_key(client: TestClient, name: str, role: str) -> dict[str, Any]:
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
-
-
-def sign_in(client: TestClient, secret: str) -> str:
-    response = client.post("/login", data={"key": secret, "next": "/"}, follow_redirects=False)
-    assert response.status_code == 303, response.text
-    match = re.search(rf"{SESSION_COOKIE}=([^;]+)", response.headers["set-cookie"])
-    assert match is not None
-    return match.group(1).strip('"')
 
 
 def test_a_key_is_shown_once_and_stored_only_as_its_digest(

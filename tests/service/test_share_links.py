@@ -21,8 +21,9 @@ from service.api.auth import SESSION_COOKIE
 from service.api.principal import csrf_token
 from tests.conftest import StoreRunner
 from tests.service.conftest import AUTH, BUYAKILT
+from tests.service.test_access import _sign_in as sign_in
 from tests.service.test_bad_input import _assert_error
-from tests.service.test_keys import bearer, make_key, sign_in
+from tests.service.test_keys import bearer, make_key
 
 KEY = BUYAKILT["key"]
 OTHER = {**BUYAKILT, "key": "other-test", "name": "A second experiment"}
