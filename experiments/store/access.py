@@ -33,12 +33,14 @@ class ApiKeyRecord(BaseModel):
 
 
 class ShareLinkRecord(BaseModel):
-    """A share link: which experiment's report it opens, until when, and who made it."""
+    """A share link: which experiment's report it opens (the generation too, so a re-created
+    experiment of the same key is not shown), until when, and who made it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
     experiment: str
+    generation: int
     created_at: float
     expires_at: float
     created_by: str

@@ -53,7 +53,8 @@ def test_a_share_link_opens_its_report_and_nothing_else(two: TestClient) -> None
     before = time.time()
     link = _make(two)
     assert set(link) == {"id", "url", "experiment", "created_at", "created_by", "expires_at"} | {
-        "expired"
+        "expired",
+        "generation",
     }
     assert link["url"].startswith("/share/") and link["created_by"] == "admin"
     assert before + 7 * 86400 - 2 <= link["expires_at"] <= time.time() + 7 * 86400  # the default
@@ -119,6 +120,7 @@ def test_an_expired_link_is_410(two: TestClient, store: StoreRunner) -> None:
     record = ShareLinkRecord(
         id=sharing.new_id(),
         experiment=KEY,
+        generation=1,
         created_at=now - 7200,
         expires_at=float(int(now - 1)),
         created_by="admin",
@@ -169,6 +171,12 @@ def test_links_to_an_unknown_or_deleted_experiment(two: TestClient) -> None:
     assert two.delete(f"/v1/experiments/{KEY}", headers=AUTH).status_code == 204
     page = two.get(link["url"])
     assert page.status_code == 404 and "deleted" in page.text
+    # a new experiment under the same key is not what the link was made for
+    renamed = {**BUYAKILT, "name": "Someone else's test"}
+    assert two.post("/v1/experiments", json=renamed, headers=AUTH).status_code == 201
+    page = two.get(link["url"])
+    assert page.status_code == 404 and "Someone else" not in page.text
+    assert two.get(_make(two)["url"]).status_code == 200
 
 
 def test_editors_make_links_and_viewers_may_not(two: TestClient) -> None:

@@ -53,6 +53,9 @@ class ShareLink(BaseModel):
     id: str
     url: str = Field(description="the path of the read-only report: /share/TOKEN")
     experiment: str
+    generation: int = Field(
+        description="the experiment's generation: a re-created one is not shown"
+    )
     created_at: float
     created_by: str
     expires_at: float
@@ -72,11 +75,12 @@ async def _link(store: Store, record: ShareLinkRecord, now: float) -> ShareLink:
 
 async def create_link(store: Store, key: str, seconds: int, actor: Principal) -> ShareLink:
     """A new link to experiment ``key``'s report, valid for ``seconds``."""
-    await store.get_experiment(key)  # 404 for an unknown experiment
+    experiment = await store.get_experiment(key)  # 404 for an unknown experiment
     now = time.time()
     record = ShareLinkRecord(
         id=sharing.new_id(),
         experiment=key,
+        generation=experiment.generation,
         created_at=now,
         expires_at=float(int(now + seconds)),
         created_by=actor.name,
@@ -142,6 +146,8 @@ async def shared_report(request: Request, token: str, store: StoreDep) -> HTMLRe
     try:
         experiment = await store.get_experiment(checked.record.experiment)
     except ExperimentNotFoundError:
+        experiment = None
+    if experiment is None or experiment.generation != checked.record.generation:
         title, message = "No such report", "The experiment of this link was deleted."
         return HTMLResponse(share_message_html(title, message), status_code=404)
     return await report_page(request, store, experiment, None)
