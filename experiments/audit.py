@@ -36,6 +36,7 @@ Action = Literal[
     "pause",
     "resume",
     "ramp",
+    "reweight",
     "stop",
     "archive",
     "unarchive",
@@ -61,12 +62,13 @@ _UNTRACKED = {"generation"}
 
 
 class AuditActor(BaseModel):
-    """Who made a change: the key's name and role, and its id (none for the open service)."""
+    """Who made a change: the key's name and role, and its id (none for the open service and
+    for the service itself, role ``system``: the bandit loop re-weighting)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    role: Literal["viewer", "editor", "admin"]
+    role: Literal["viewer", "editor", "admin", "system"]
     key_id: str | None
 
 
@@ -100,7 +102,8 @@ def definition_change(
 
     No ``old`` is a create, no ``new`` a delete (both keep the whole definition). A status
     move names the lifecycle step; otherwise a change of ``archived`` archives, of the QA pins
-    alone forces or unforces, of the coverage alone ramps, and anything else edits.
+    alone forces or unforces, of the coverage alone ramps, and anything else edits (a bandit's
+    step names itself ``reweight``: see :mod:`service.bandit`).
     """
     if old is None:
         if new is None:

@@ -14,15 +14,20 @@ from experiments.audit import Action, AuditActor, AuditEntry, definition_change
 from experiments.definitions import Experiment
 from service.api.principal import Principal
 
-__all__ = ["actor_of", "definition_entry", "entry"]
+__all__ = ["BANDIT_LOOP", "actor_of", "definition_entry", "entry"]
+
+BANDIT_LOOP = AuditActor(name="bandit loop", role="system", key_id=None)
+"""Who re-weights a bandit whose period is over when no one asked."""
 
 
-def actor_of(principal: Principal) -> AuditActor:
+def actor_of(principal: Principal | AuditActor) -> AuditActor:
+    if isinstance(principal, AuditActor):
+        return principal
     return AuditActor(name=principal.name, role=principal.role.value, key_id=principal.key_id)
 
 
 def entry(
-    principal: Principal,
+    principal: Principal | AuditActor,
     action: Action,
     *,
     experiment: str | None = None,
@@ -43,10 +48,16 @@ def entry(
 
 
 def definition_entry(
-    principal: Principal, old: Experiment | None, new: Experiment | None
+    principal: Principal | AuditActor,
+    old: Experiment | None,
+    new: Experiment | None,
+    *,
+    action: Action | None = None,
 ) -> AuditEntry:
-    """The entry of a definition going from ``old`` to ``new`` (either may be None)."""
-    action, before, after = definition_change(old, new)
+    """The entry of a definition going from ``old`` to ``new`` (either may be None), named
+    ``action`` or else as :func:`experiments.audit.definition_change` names it."""
+    named, before, after = definition_change(old, new)
+    action = action or named
     either = new or old
     key = None if either is None else either.key
     return entry(principal, action, experiment=key, before=before, after=after)

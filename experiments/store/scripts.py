@@ -186,6 +186,8 @@ class AttemptArgs(NamedTuple):
 
 class BanditPeriodKeys(NamedTuple):
     definitions: str
+    audit: str
+    audit_all: str
 
 
 class BanditPeriodArgs(NamedTuple):
@@ -197,6 +199,9 @@ class BanditPeriodArgs(NamedTuple):
     history_field: str
     expected_history: str
     new_history: str
+    audit_entry: str = ""
+    audit_max: int = 0
+    audit_all_max: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ _ACTIONS = {
     "pause": "paused",
     "resume": "resumed",
     "ramp": "ramped coverage",
+    "reweight": "re-weighted (bandit)",
     "stop": "stopped",
     "archive": "archived",
     "unarchive": "unarchived",
