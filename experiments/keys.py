@@ -4,7 +4,8 @@ Keyspace (``P`` is the configurable prefix, default ``abacus``; ``E`` an experim
 its generation, a number that grows every time an experiment with that key is created; ``T`` a
 shard's hash tag, ``E:S:N`` for shard ``S`` in ``[0, shards)``; ``L`` a visitor slice in
 ``[0, slices)`` of the shard; ``W`` a dedup window part; ``D`` a UTC day ``YYYYMMDD``; ``A`` an
-activity shard's tag ``_activity:A:N``):
+activity shard's tag ``_activity:A:N``; ``R`` the definitions hash's name,
+``P:definitions``):
 
 =============================  ======  ===========================================================
 key                            type    contents
@@ -42,7 +43,17 @@ key                            type    contents
 ``P:{_auth:K}:epoch``          string  the session epoch of ``K``; bumping it revokes every
                                        session of ``K`` at once
 ``P:{_login:C}:failures``      string  failed sign-ins from client ``C`` in the current window
+``P:{R}:keys``                 hash    API key id -> JSON ``{"name", "role", "digest",
+                                       "created_at"}`` (the SHA-256 of the secret, never it)
+``P:{R}:links``                hash    share link id -> JSON ``{"experiment", "expires_at", ...}``
+``P:{R}:secret``               string  the workspace secret share links are signed with
+``P:{R}:audit:E``              list    the audit entries (JSON) of experiment ``E``, newest first
+``P:{R}:audit``                list    every audit entry (JSON), newest first, bounded
 =============================  ======  ===========================================================
+
+The access and audit keys carry the definitions hash's name as their hash tag (``R``), so they
+share its slot: a definition write and its audit entry are one script, and so are a key's or a
+share link's record and theirs.
 
 The hash tag puts everything one Lua script touches into one cluster slot. Visitors spread over
 the shards (and within a shard over its slices) by a CRC-32 of the visitor id. Each shard's tag
@@ -213,6 +224,29 @@ class Keyspace:
 
     def login_failures(self, client: str) -> str:
         return f"{self.prefix}:{{_login:{client}}}:failures"
+
+    @property
+    def _access(self) -> str:
+        return f"{self.prefix}:{{{self.definitions}}}"
+
+    @property
+    def api_keys(self) -> str:
+        return f"{self._access}:keys"
+
+    @property
+    def share_links(self) -> str:
+        return f"{self._access}:links"
+
+    @property
+    def workspace_secret(self) -> str:
+        return f"{self._access}:secret"
+
+    @property
+    def audit_all(self) -> str:
+        return f"{self._access}:audit"
+
+    def audit(self, experiment: str) -> str:
+        return f"{self._access}:audit:{experiment}"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this keyspace (tests and tools, never requests)."""

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 import stats
+from experiments.audit import AuditActor
 from experiments.bandit import BanditHistory, BanditPeriod, close_period, is_due
 from experiments.definitions import Experiment, Status
 from experiments.errors import (
@@ -39,6 +40,8 @@ from experiments.errors import (
     StoreUnavailableError,
 )
 from experiments.store import Store, VariantTotals
+from service.api.principal import Principal
+from service.audit import BANDIT_LOOP, definition_entry
 
 __all__ = [
     "BanditComparison",
@@ -115,8 +118,16 @@ def next_weights(
     return stats.thompson_weights(variants=summaries, floor=experiment.bandit_floor)
 
 
-async def step(store: Store, key: str, now: float, *, force: bool = False) -> BanditReport:
-    """Close the current period of bandit ``key`` if it is due (or ``force``) and report.
+async def step(
+    store: Store,
+    key: str,
+    now: float,
+    *,
+    force: bool = False,
+    actor: Principal | AuditActor = BANDIT_LOOP,
+) -> BanditReport:
+    """Close the current period of bandit ``key`` if it is due (or ``force``) and report; the
+    re-weighting is recorded in the audit trail as ``actor``'s.
 
     Raises :class:`ConflictError` when the experiment is not running or another step won.
     """
@@ -136,7 +147,8 @@ async def step(store: Store, key: str, now: float, *, force: bool = False) -> Ba
             weights=weights,
             now=now,
         )
-        await store.record_bandit_period(experiment, history, updated, new_history)
+        audit = definition_entry(actor, experiment, updated, action="reweight")
+        await store.record_bandit_period(experiment, history, updated, new_history, audit=audit)
         experiment, history, stepped = updated, new_history, True
     return await _report(store, experiment, history, metric, stepped=stepped)
 

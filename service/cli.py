@@ -7,8 +7,9 @@ process turns SIGTERM into an exit that runs its cleanup), with any number of wo
 it dies without cleaning up (SIGKILL, a crash), through the kernel: the server gets SIGTERM
 when its parent dies. A second ``serve`` on a data directory in use is refused.
 
-Experiment commands talk to a running service over HTTP (``--url``, default ``$ABACUS_URL``
-or http://127.0.0.1:8000), and so do ``abacus report`` and ``abacus results`` (they render
+Experiment and key commands talk to a running service over HTTP (``--url``, default
+``$ABACUS_URL`` or http://127.0.0.1:8000) with the key in ``$ABACUS_KEY`` (else
+``$ABACUS_ADMIN_KEY``), and so do ``abacus report`` and ``abacus results`` (they render
 the typed read-out locally).
 ``abacus demo`` writes to the store directly, like ``serve --demo``.
 """
@@ -109,7 +110,7 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 def _http(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
     import httpx
 
-    key = os.environ.get("ABACUS_ADMIN_KEY")
+    key = os.environ.get("ABACUS_KEY") or os.environ.get("ABACUS_ADMIN_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         response = httpx.request(method, args.url + path, json=body, headers=headers, timeout=30)
@@ -161,6 +162,41 @@ def _experiments(args: argparse.Namespace) -> int:
         body["winner"] = args.winner
     updated = _http(args, "PATCH", f"/v1/experiments/{args.target}", body)
     console.print(f"{updated['key']} is now {updated['status']}")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Column, Table
+
+    console = Console()
+    if args.action == "create":
+        created = _http(args, "POST", "/v1/keys", {"name": args.target, "role": args.role})
+        console.print(
+            Panel(
+                f"[bold]{created['key']}[/bold]\n\nThis is the only time the key is shown: "
+                "store it now (Abacus keeps only its digest).",
+                title=f"key {created['name']!r} ({created['role']}), id {created['id']}",
+            )
+        )
+        return 0
+    if args.action == "revoke":
+        _http(args, "DELETE", f"/v1/keys/{quote(args.target, safe='')}")
+        console.print(f"revoked key {args.target}; its sessions are closed")
+        return 0
+    table = Table(Column("id", no_wrap=True), "name", Column("role", no_wrap=True), "created")
+    for k in _http(args, "GET", "/v1/keys"):
+        created_at = k["created_at"]
+        when = (
+            "ABACUS_ADMIN_KEY (bootstrap)"
+            if created_at is None
+            else datetime.fromtimestamp(created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        )
+        table.add_row(k["id"], k["name"], k["role"], when)
+    console.print(table)
     return 0
 
 
@@ -361,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
     exp.set_defaults(run=_experiments)
 
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (admin keys only)")
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("target", nargs="?", help="the new key's name (create) or a key id (revoke)")
+    keys.add_argument(
+        "--role", choices=["viewer", "editor", "admin"], default="viewer", help="with create"
+    )
+    keys.add_argument("--url", default=os.environ.get("ABACUS_URL", DEFAULT_URL))
+    keys.set_defaults(run=_keys)
+
     demo = sub.add_parser(
         "demo", help="load the case-study experiments with simulated visitors (into the store)"
     )
@@ -426,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "action", "list") != "list" and not getattr(args, "target", "x"):
-        parser.error(f"experiments {args.action} needs a target")
+        parser.error(f"{args.command} {args.action} needs a target")
     result: int = args.run(args)
     return result
 

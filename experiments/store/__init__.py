@@ -11,13 +11,16 @@ packed encodings in :mod:`.codec`.
 :class:`Store` is put together from one part per job: definitions (:mod:`.definitions`),
 exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`), the raw logs
 (:mod:`.logs`), the GrowthBook SDKs' client keys (:mod:`.client_keys`), browser sessions
-(:mod:`.sessions`) and bandit periods (:mod:`.bandit`).
+(:mod:`.sessions`), bandit periods (:mod:`.bandit`), and API keys, share links and the audit
+trail (:mod:`.access`).
 """
 
 from __future__ import annotations
 
 from experiments.connection import connect
 from experiments.store._base import Client
+from experiments.store.access import AccessMixin as _Access
+from experiments.store.access import ApiKeyRecord, ShareLinkRecord
 from experiments.store.bandit import BanditMixin as _Bandit
 from experiments.store.client_keys import ClientKey
 from experiments.store.client_keys import ClientKeysMixin as _ClientKeys
@@ -40,11 +43,13 @@ from experiments.store.tracking import TrackingMixin as _Tracking
 __all__ = [
     "ARRIVAL_SLACK_MS",
     "OTHER_VALUE",
+    "ApiKeyRecord",
     "Client",
     "ClientKey",
     "Exposure",
     "LogPage",
     "LogSnapshot",
+    "ShareLinkRecord",
     "SliceTotals",
     "Store",
     "TrackEvent",
@@ -57,5 +62,5 @@ __all__ = [
 ]
 
 
-class Store(_Definitions, _Tracking, _Readouts, _Logs, _ClientKeys, _Sessions, _Bandit):
+class Store(_Definitions, _Tracking, _Readouts, _Logs, _ClientKeys, _Sessions, _Bandit, _Access):
     """Abacus's state in one Redis (or Redis Cluster) behind typed methods."""

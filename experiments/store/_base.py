@@ -13,6 +13,7 @@ from experiments.definitions import Experiment
 from experiments.keys import Keyspace, ShardKeys, VisitorPlace, place_of
 from experiments.limits import DEDUP_WINDOW_SECONDS
 from experiments.store.scripts import (
+    ACCESS,
     ACTIVITY,
     ASSIGN,
     ATTEMPT,
@@ -20,6 +21,7 @@ from experiments.store.scripts import (
     DEDUP_PARTS,
     DIMENSION,
     PUT_DEFINITION,
+    SECRET,
     SESSION,
     TRACK,
 )
@@ -71,6 +73,8 @@ class StoreBase:
         self._session = client.register_script(SESSION.source)
         self._attempt = client.register_script(ATTEMPT.source)
         self._bandit_period = client.register_script(BANDIT_PERIOD.source)
+        self._access_script = client.register_script(ACCESS.source)
+        self._secret = client.register_script(SECRET.source)
         # concurrent assignment requests share round trips (see experiments/batching.py)
         self._assign_batcher = ScriptBatcher(client, self._assign)
         # the script calls of every caller in one tick share a round trip too

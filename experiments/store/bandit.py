@@ -8,6 +8,7 @@ and the other learns it lost.
 
 from __future__ import annotations
 
+from experiments.audit import AUDIT_MAX_ENTRIES, EXPERIMENT_AUDIT_MAX_ENTRIES, AuditEntry
 from experiments.bandit import BanditHistory, opening_history
 from experiments.connection import guarded
 from experiments.definitions import Experiment
@@ -38,15 +39,20 @@ class BanditMixin(StoreBase):
         old_history: BanditHistory,
         new: Experiment,
         new_history: BanditHistory,
+        *,
+        audit: AuditEntry | None = None,
     ) -> None:
-        """Write the re-weighted definition and its history if neither changed since read.
+        """Write the re-weighted definition and its history (and ``audit``, when given) if
+        neither changed since read.
 
         Raises :class:`ConflictError` when another step (or an edit) came first.
         """
         stored = await self._stored_history(old)
         if stored and BanditHistory.model_validate_json(stored) != old_history:
             raise ConflictError(f"bandit {old.key!r} was re-weighted concurrently; retry")
-        keys = BanditPeriodKeys(self.keys.definitions)
+        keys = BanditPeriodKeys(
+            self.keys.definitions, self.keys.audit(old.key), self.keys.audit_all
+        )
         args = BanditPeriodArgs(
             old.key,
             definition_json(old),
@@ -56,6 +62,9 @@ class BanditMixin(StoreBase):
             self.keys.bandit_field(old.key, old.generation),
             stored,
             new_history.model_dump_json(),
+            "" if audit is None else audit.model_dump_json(),
+            EXPERIMENT_AUDIT_MAX_ENTRIES,
+            AUDIT_MAX_ENTRIES,
         )
         code = int(await self._bandit_period(keys=list(keys), args=list(args)))
         if code == -2:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import cast
 
+from experiments.audit import AUDIT_MAX_ENTRIES, EXPERIMENT_AUDIT_MAX_ENTRIES, AuditEntry
 from experiments.connection import guard, guarded
 from experiments.definitions import Experiment
 from experiments.errors import ConflictError, ExperimentNotFoundError
@@ -69,15 +70,28 @@ class DefinitionsMixin(StoreBase):
         experiment = Experiment.model_validate_json(raw)
         return experiment.model_copy(update={"generation": int(generation or 0)})
 
-    async def create_experiment(self, experiment: Experiment) -> Experiment:
-        """Store a new experiment; returns it with the generation the store gave it."""
-        code = await self._put_definition(experiment.key, "", 0, definition_json(experiment))
+    async def create_experiment(
+        self, experiment: Experiment, *, audit: AuditEntry | None = None
+    ) -> Experiment:
+        """Store a new experiment; returns it with the generation the store gave it.
+
+        ``audit``, when given, is written in the same script, and only if the write is made
+        (so for :meth:`replace_experiment` and :meth:`delete_experiment`).
+        """
+        code = await self._put_definition(
+            experiment.key, "", 0, definition_json(experiment), audit=audit
+        )
         if code == -1:
             raise ConflictError(f"experiment {experiment.key!r} already exists")
         return experiment.model_copy(update={"generation": code})
 
     async def replace_experiment(
-        self, old: Experiment, new: Experiment, *, expected_version: int | None = None
+        self,
+        old: Experiment,
+        new: Experiment,
+        *,
+        expected_version: int | None = None,
+        audit: AuditEntry | None = None,
     ) -> None:
         """Write ``new`` if the stored definition is still ``old`` (else ConflictError).
 
@@ -90,16 +104,19 @@ class DefinitionsMixin(StoreBase):
             old.generation,
             definition_json(new),
             "" if expected_version is None else str(expected_version),
+            audit=audit,
         )
         if code == -2:
             raise ExperimentNotFoundError(old.key)
         if code == 0:
             raise ConflictError(f"experiment {old.key!r} was changed concurrently; retry")
 
-    async def delete_experiment(self, experiment: Experiment) -> None:
+    async def delete_experiment(
+        self, experiment: Experiment, *, audit: AuditEntry | None = None
+    ) -> None:
         """Delete the definition, then reclaim every exposure, event and aggregate of it."""
         code = await self._put_definition(
-            experiment.key, definition_json(experiment), experiment.generation, ""
+            experiment.key, definition_json(experiment), experiment.generation, "", audit=audit
         )
         if code == -2:
             raise ExperimentNotFoundError(experiment.key)
@@ -170,9 +187,16 @@ class DefinitionsMixin(StoreBase):
 
     @guarded
     async def _put_definition(
-        self, key: str, expected: str, expected_generation: int, new: str, version: str = ""
+        self,
+        key: str,
+        expected: str,
+        expected_generation: int,
+        new: str,
+        version: str = "",
+        *,
+        audit: AuditEntry | None = None,
     ) -> int:
-        keys = PutDefinitionKeys(self.keys.definitions)
+        keys = PutDefinitionKeys(self.keys.definitions, self.keys.audit(key), self.keys.audit_all)
         args = PutDefinitionArgs(
             key,
             expected,
@@ -181,5 +205,8 @@ class DefinitionsMixin(StoreBase):
             self.keys.generation_field(key),
             self.keys.deleted_prefix(key),
             version,
+            "" if audit is None else audit.model_dump_json(),
+            EXPERIMENT_AUDIT_MAX_ENTRIES,
+            AUDIT_MAX_ENTRIES,
         )
         return int(await self._put(keys=list(keys), args=list(args)))

@@ -13,6 +13,7 @@ from importlib.resources import files
 from typing import NamedTuple
 
 __all__ = [
+    "ACCESS",
     "ACTIVITY",
     "ASSIGN",
     "ATTEMPT",
@@ -21,8 +22,11 @@ __all__ = [
     "DIMENSION",
     "PUT_DEFINITION",
     "SCRIPTS",
+    "SECRET",
     "SESSION",
     "TRACK",
+    "AccessArgs",
+    "AccessKeys",
     "ActivityArgs",
     "ActivityKeys",
     "AssignArgs",
@@ -36,6 +40,8 @@ __all__ = [
     "PutDefinitionArgs",
     "PutDefinitionKeys",
     "ScriptSpec",
+    "SecretArgs",
+    "SecretKeys",
     "SessionArgs",
     "SessionKeys",
     "TrackArgs",
@@ -120,6 +126,8 @@ class ActivityArgs(NamedTuple):
 
 class PutDefinitionKeys(NamedTuple):
     definitions: str
+    audit: str
+    audit_all: str
 
 
 class PutDefinitionArgs(NamedTuple):
@@ -130,6 +138,32 @@ class PutDefinitionArgs(NamedTuple):
     generation_field: str
     deleted_prefix: str
     expected_version: str = ""
+    audit_entry: str = ""
+    audit_max: int = 0
+    audit_all_max: int = 0
+
+
+class AccessKeys(NamedTuple):
+    records: str
+    audit: str
+    audit_all: str
+
+
+class AccessArgs(NamedTuple):
+    op: str
+    id: str
+    record_json: str
+    audit_entry: str
+    audit_max: int
+    audit_all_max: int
+
+
+class SecretKeys(NamedTuple):
+    secret: str
+
+
+class SecretArgs(NamedTuple):
+    candidate: str
 
 
 class SessionKeys(NamedTuple):
@@ -152,6 +186,8 @@ class AttemptArgs(NamedTuple):
 
 class BanditPeriodKeys(NamedTuple):
     definitions: str
+    audit: str
+    audit_all: str
 
 
 class BanditPeriodArgs(NamedTuple):
@@ -163,6 +199,9 @@ class BanditPeriodArgs(NamedTuple):
     history_field: str
     expected_history: str
     new_history: str
+    audit_entry: str = ""
+    audit_max: int = 0
+    audit_all_max: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +238,12 @@ PUT_DEFINITION = ScriptSpec(
 SESSION = ScriptSpec("session.lua", SessionKeys._fields, SessionArgs._fields)
 ATTEMPT = ScriptSpec("attempt.lua", AttemptKeys._fields, AttemptArgs._fields)
 BANDIT_PERIOD = ScriptSpec("bandit_period.lua", BanditPeriodKeys._fields, BanditPeriodArgs._fields)
-SCRIPTS = (ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION, DIMENSION, SESSION, ATTEMPT, BANDIT_PERIOD)
+ACCESS = ScriptSpec("access.lua", AccessKeys._fields, AccessArgs._fields)
+SECRET = ScriptSpec("secret.lua", SecretKeys._fields, SecretArgs._fields)
+SCRIPTS = (
+    *(ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION, DIMENSION, SESSION, ATTEMPT, BANDIT_PERIOD),
+    *(ACCESS, SECRET),
+)
 
 TRACK_STATE_INDEX = TrackKeys._fields.index("state") + 1
 """The 1-based KEYS index of the tracked event's state slice; other states follow the fixed keys."""

@@ -277,7 +277,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Guard, hosts=settings.hosts, cors_origins=list(settings.cors_origins))
 
-    from service.api.routers import admin, bandit, export, growthbook, pages, public, sdk
+    from service.api.routers import (
+        admin,
+        audit,
+        bandit,
+        export,
+        growthbook,
+        keys,
+        pages,
+        public,
+        sdk,
+        share,
+    )
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
     every = (400, 405)  # a Host not allowed; a method the path does not serve
@@ -289,7 +300,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sdk.router, responses=error_responses(*every, 422, 503))
     app.include_router(growthbook.router, responses=error_responses(*every, 404, 422, 503))
     app.include_router(growthbook.admin_router, responses=admin_errors)
+    app.include_router(keys.router, responses=admin_errors)
+    app.include_router(share.api_router, responses=admin_errors)
+    app.include_router(audit.router, responses=admin_errors)
     app.include_router(pages.router)
+    app.include_router(share.page_router)
     _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
     _offline_docs(app)
     return app

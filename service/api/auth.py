@@ -1,4 +1,4 @@
-"""Who may see admin data: the admin key, browser sessions and the sign-in rate limit.
+"""Who may see admin data: the keys, browser sessions and the sign-in rate limit.
 
 A key is only ever compared as a SHA-256 digest with :func:`hmac.compare_digest`, so the
 comparison takes the same time whatever the guess and however long it is. A browser cannot
@@ -9,7 +9,8 @@ HttpOnly, SameSite=Strict cookie, remembered server-side (in Redis, by the token
 session, and :func:`close_sessions` closes every session of a key. Sign-ins are limited per
 client address: after :data:`LOGIN_MAX_FAILURES` wrong keys within
 :data:`LOGIN_WINDOW_SECONDS`, ``/login`` answers 429 until the window ends, without looking at
-the key.
+the key. Keys made through ``POST /v1/keys`` (:func:`new_api_key`) are kept the same way: the
+store holds the digest and derives nothing from the secret but the digest and the id.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.requests import HTTPConnection
 from experiments.store import Store
 
 __all__ = [
+    "API_KEY_PATTERN",
     "LOGIN_MAX_FAILURES",
     "LOGIN_WINDOW_SECONDS",
     "SESSION_COOKIE",
@@ -32,6 +34,7 @@ __all__ = [
     "AdminKey",
     "close_session",
     "close_sessions",
+    "new_api_key",
     "open_session",
     "session_key_id",
 ]
@@ -40,6 +43,10 @@ SESSION_COOKIE = "abacus_session"
 SESSION_SECONDS = 12 * 3600
 LOGIN_WINDOW_SECONDS = 300
 LOGIN_MAX_FAILURES = 10
+
+API_KEY_PREFIX = "abk_"
+API_KEY_PATTERN = re.compile(r"^abk_[A-Za-z0-9_-]{43}$")
+"""What a stored key's secret looks like: anything else is not looked up in the store."""
 
 _COOKIE = re.compile(r"^([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$")
 
@@ -63,10 +70,19 @@ class AdminKey:
     def matches(self, given: str) -> bool:
         return hmac.compare_digest(_digest(given), self.digest)
 
+    @property
+    def hex_digest(self) -> str:
+        return self.digest.hex()
+
     def matches_bearer(self, connection: HTTPConnection) -> bool:
         """Whether the request carries ``Authorization: Bearer <this key>``."""
         scheme, _, given = connection.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and self.matches(given)
+
+
+def new_api_key() -> str:
+    """A new key's secret: 256 random bits, shown to its owner once and never stored."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 def _parts(cookie: str) -> tuple[str, str] | None:
@@ -99,6 +115,6 @@ async def close_session(store: Store, cookie: str) -> None:
         await store.close_session(*parts)
 
 
-async def close_sessions(store: Store, key: AdminKey) -> None:
-    """Close every session of ``key``."""
-    await store.close_sessions(key.id)
+async def close_sessions(store: Store, key: AdminKey | str) -> None:
+    """Close every session of ``key`` (a key, or a key's id)."""
+    await store.close_sessions(key if isinstance(key, str) else key.id)

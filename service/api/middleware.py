@@ -56,7 +56,7 @@ _COMMON_HEADERS = (
 
 
 def _is_page(path: str) -> bool:
-    return path in {"/", "/login"} or path.startswith("/experiments/")
+    return path in {"/", "/login"} or path.startswith(("/experiments/", "/share/"))
 
 
 def host_name(host: str) -> str:
@@ -86,10 +86,10 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = ""
+        host = port = ""
         for name, value in scope["headers"]:
             if name == b"host":
-                host = host_name(value.decode("latin-1"))
+                host, port = host_name(value.decode("latin-1")), _port(value.decode("latin-1"))
                 break
         if not self.any_host and host not in self.hosts:
             allowed = ", ".join(sorted(self.hosts))
@@ -99,16 +99,13 @@ class Guard:
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             await self.cors(scope, receive, send)
             return
-        origin = next((v for n, v in scope["headers"] if n == b"origin"), None)
-        if origin is not None and scope["method"] not in {"GET", "HEAD"}:
-            origin_host = host_name(urlsplit(origin.decode("latin-1")).netloc)
-            if origin_host != host:
-                allowed = "this service's own pages (no cross-site changes)"
-                origin_text = origin.decode("latin-1")
-                await _refuse(
-                    scope, receive, send, 403, "forbidden", "Origin", origin_text, allowed
-                )
-                return
+        raw_origin = next((v for n, v in scope["headers"] if n == b"origin"), None)
+        origin = None if raw_origin is None else raw_origin.decode("latin-1")
+        changes = scope["method"] not in {"GET", "HEAD"}
+        if origin is not None and changes and not _same_origin(origin, host, port):
+            allowed = "this service's own pages (no cross-site changes)"
+            await _refuse(scope, receive, send, 403, "forbidden", "Origin", origin, allowed)
+            return
         extra = [*_COMMON_HEADERS]
         if _is_page(path):
             extra.append((b"content-security-policy", PAGE_CSP.encode()))
@@ -123,6 +120,29 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _port(host: str) -> str:
+    """The explicit port of a ``Host`` header, or ""."""
+    host = host.strip()
+    tail = host[host.find("]") + 1 :] if host.startswith("[") else host
+    return tail.rsplit(":", 1)[1] if tail.count(":") == 1 else ""
+
+
+def _same_origin(origin: str, host: str, port: str) -> bool:
+    """Whether ``Origin`` names this service: the same host name, and the same port when the
+    ``Host`` header names one (another port of the same host is another site's page; behind a
+    proxy that drops the port, the names alone are compared)."""
+    parts = urlsplit(origin)
+    if host_name(parts.netloc) != host:
+        return False
+    if not port:
+        return True
+    try:
+        origin_port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return False
+    return str(origin_port) == port
 
 
 async def _refuse(

@@ -24,9 +24,10 @@ from service.report.charts import (
     sequence_chart,
     sequence_lines,
 )
+from service.report.history import AccessView
 from service.report.views import MetricView, dashboard_row, labels, report_view
 
-__all__ = ["dashboard_html", "login_html", "not_found_html", "report_html"]
+__all__ = ["dashboard_html", "login_html", "not_found_html", "report_html", "share_message_html"]
 
 
 def _inline(svg: str) -> Markup:
@@ -63,9 +64,14 @@ def _lift_rows(experiment: Experiment, metric: MetricResults, prefix: str = "") 
 
 
 def report_html(
-    experiment: Experiment, results: ExperimentResults, *, standalone: bool = False
+    experiment: Experiment,
+    results: ExperimentResults,
+    *,
+    standalone: bool = False,
+    access: AccessView | None = None,
 ) -> str:
-    """The report page of one experiment (``standalone`` drops the links back to the service)."""
+    """The report page of one experiment (``standalone`` drops the links back to the service;
+    ``access`` adds the History section and, for editors, the share form)."""
     view = report_view(experiment, results)
     names = labels(experiment)
     sections = [
@@ -91,6 +97,7 @@ def report_html(
         guardrail_sections=guardrail_sections,
         lift_svg=lift_svg,
         standalone=standalone,
+        access=access,
     )
 
 
@@ -115,3 +122,10 @@ def not_found_html(key: str) -> str:
 
 def login_html(next_path: str, error: str | None = None) -> str:
     return render("login.html", next=next_path, error=error)
+
+
+def share_message_html(
+    title: str, message: str, *, link: str | None = None, back: str | None = None
+) -> str:
+    """A short page about a share link: made (with its ``link``), expired, revoked, unknown."""
+    return render("share_message.html", title=title, message=message, link=link, back=back)

@@ -129,8 +129,8 @@ def test_the_key_is_compared_as_a_digest() -> None:
     assert ADMIN_KEY.encode() not in key.digest and ADMIN_KEY not in key.id
 
 
-def _sign_in(client: TestClient) -> str:
-    response = client.post("/login", data={"key": ADMIN_KEY, "next": "/"}, follow_redirects=False)
+def _sign_in(client: TestClient, key: str = ADMIN_KEY) -> str:
+    response = client.post("/login", data={"key": key, "next": "/"}, follow_redirects=False)
     assert response.status_code == 303, response.text
     match = re.search(rf"{SESSION_COOKIE}=([^;]+)", response.headers["set-cookie"])
     assert match is not None

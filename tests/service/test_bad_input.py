@@ -31,6 +31,8 @@ def _keys_of(client: redis.Redis, prefix: str) -> dict[str, Any]:
             out[key] = sorted(client.smembers(key))
         elif kind == "stream":
             out[key] = client.xlen(key)
+        elif kind == "list":
+            out[key] = client.lrange(key, 0, -1)
         else:
             out[key] = client.get(key)
     return out

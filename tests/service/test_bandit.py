@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from experiments.audit import AuditEntry
 from experiments.bandit import BanditHistory, close_period
 from experiments.definitions import Experiment, Status, transition
 from experiments.errors import ConflictError
 from experiments.store import Store
 from service.api.app import create_app
+from service.audit import BANDIT_LOOP
 from service.bandit import step_due
 from service.settings import Settings
 from tests.conftest import RedisTarget
@@ -95,6 +97,11 @@ def test_step_moves_new_visitors_and_keeps_old_ones(bandit_client: TestClient) -
     assert opened["weights"] == [weights["control"], weights["filters"]]
     definition = client.get("/v1/experiments/kilt-bandit", headers=AUTH).json()
     assert [v["weight"] for v in definition["variants"]] == opened["weights"]
+    # the re-weighting is in the audit trail, as the step's caller's
+    latest = client.get("/v1/experiments/kilt-bandit/audit?limit=1", headers=AUTH).json()[0]
+    assert (latest["action"], latest["actor"]["name"]) == ("reweight", "admin")
+    assert [v["weight"] for v in latest["before"]["variants"]] == [0.5, 0.5]
+    assert [v["weight"] for v in latest["after"]["variants"]] == opened["weights"]
 
     # conversions of earlier visitors in a period without new ones: it merges with the first
     late = [v for i, v in enumerate(first) if first[v] == "control" and i % 20 != 0][:5]
@@ -207,6 +214,12 @@ def test_due_bandits_step_and_others_wait(store: StoreRunner) -> None:
 
     first, second, periods = store(run)
     assert first == ["kilt-bandit"] and second == [] and periods == 2
+
+    async def trail(s: Store) -> list[AuditEntry]:
+        return await s.audit_entries(experiment.key, limit=10)
+
+    (entry,) = store(trail)  # the experiment was written straight to the store: one entry
+    assert entry.action == "reweight" and entry.actor == BANDIT_LOOP, (entry.before, entry.after)
 
 
 def test_the_service_loop_steps_a_due_bandit(

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Query
 
 from service import bandit
-from service.api.deps import Admin, Definitions, StoreDep
+from service.api.deps import Actor, Admin, Definitions, StoreDep
 
 __all__ = ["router"]
 
@@ -32,9 +32,10 @@ async def step(
     key: str,
     store: StoreDep,
     definitions: Definitions,
+    actor: Actor,
     force: bool = Query(default=False, description="close the period even if it is not over"),
 ) -> bandit.BanditReport:
-    result = await bandit.step(store, key, time.time(), force=force)
+    result = await bandit.step(store, key, time.time(), force=force, actor=actor)
     if result.stepped:
         definitions.invalidate()
     return result

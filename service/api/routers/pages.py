@@ -1,10 +1,12 @@
 """The marketer's pages: ``/`` lists every experiment, ``/experiments/KEY`` is one's report.
 
-They show the same data as the admin results endpoint, so they sit behind the same admin check
-(open on loopback when no admin key is configured). A browser cannot send a bearer header, so
-``/login`` trades the admin key for a read-only server-side session (:mod:`service.api.auth`:
-random token, HttpOnly, SameSite=Strict cookie, expiry, revoked by ``/logout``, sign-ins
-rate-limited per client); a page asked for without it redirects there. Computing the
+They show the same data as the admin results endpoint, so they sit behind the same check: any
+key, whatever its role (open on loopback when no admin key is configured). A browser cannot
+send a bearer header, so ``/login`` trades a key for a server-side session
+(:mod:`service.api.auth`: random token, HttpOnly, SameSite=Strict cookie, expiry, revoked by
+``/logout`` and with its key, sign-ins rate-limited per client); a page asked for without one
+redirects there. The report adds its History (the experiment's audit trail) for a signed-in
+reader, and the share-link form for an editor or admin. Computing the
 read-out and drawing the charts is CPU work, so it runs in a worker thread, never on the event loop.
 """
 
@@ -33,12 +35,16 @@ from service.api.auth import (
     open_session,
 )
 from service.api.deps import StoreDep, is_admin
-from service.api.principal import resolve
+from service.api.principal import Role, csrf_token, current, resolve
 from service.readout.build import build_results
 from service.readout.model import ExperimentResults
+from service.report.history import AccessView, history_rows
 from service.report.html import dashboard_html, login_html, not_found_html, report_html
 
-__all__ = ["router"]
+__all__ = ["HISTORY_ROWS", "report_page", "router"]
+
+HISTORY_ROWS = 50
+"""How many of an experiment's latest changes its report lists."""
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -89,7 +95,8 @@ async def login(request: Request, store: StoreDep) -> Response:
         )
         if failures >= LOGIN_MAX_FAILURES:
             return _too_many(left_seconds)
-        return HTMLResponse(login_html(target, "That is not the admin key."), status_code=401)
+        message = "That is not a valid key (it may have been revoked)."
+        return HTMLResponse(login_html(target, message), status_code=401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -129,12 +136,15 @@ def _dashboard(experiments: list[Experiment], data: list[Data], now: float) -> s
 
 
 def _report(
-    experiment: Experiment, data: Data, now: float, breakdown: tuple[str, list[SliceTotals]] | None
+    experiment: Experiment,
+    data: Data,
+    now: float,
+    breakdown: tuple[str, list[SliceTotals]] | None,
+    access: AccessView | None,
 ) -> str:
     totals, daily = data
-    return report_html(
-        experiment, build_results(experiment, totals, daily, now, breakdown=breakdown)
-    )
+    results = build_results(experiment, totals, daily, now, breakdown=breakdown)
+    return report_html(experiment, results, standalone=access is None, access=access)
 
 
 @router.get("/", response_class=HTMLResponse, summary="Every experiment at a glance")
@@ -156,6 +166,18 @@ async def report(request: Request, key: str, store: StoreDep) -> Response:
         experiment = await store.get_experiment(key)
     except ExperimentNotFoundError:
         return HTMLResponse(not_found_html(key), status_code=404)
+    principal = await current(request)
+    history = history_rows(await store.audit_entries(key, limit=HISTORY_ROWS))
+    may_share = principal is not None and principal.may(Role.EDITOR)
+    access = AccessView(history, csrf_token(request) if may_share else None)
+    return await report_page(request, store, experiment, access)
+
+
+async def report_page(
+    request: Request, store: Store, experiment: Experiment, access: AccessView | None
+) -> HTMLResponse:
+    """The report of ``experiment``; without ``access`` it is read-only with no links back (a
+    share link's page)."""
     names = [d.name for d in experiment.dimensions]
     # the breakdown asked for, else the first dimension; an unknown name shows none
     dimension = request.query_params.get("dimension", names[0] if names else None)
@@ -163,5 +185,5 @@ async def report(request: Request, key: str, store: StoreDep) -> Response:
     if dimension in names:
         breakdown = (dimension, await store.dimension_totals(experiment, dimension))
     data = await _data(store, experiment)
-    html = await run_in_threadpool(_report, experiment, data, time.time(), breakdown)
+    html = await run_in_threadpool(_report, experiment, data, time.time(), breakdown, access)
     return HTMLResponse(html)
