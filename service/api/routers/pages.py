@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from typing import Annotated
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -32,10 +33,11 @@ from service.api.auth import (
     close_session,
     open_session,
 )
-from service.api.deps import StoreDep, is_admin
-from service.api.principal import resolve
+from service.api.deps import StoreDep
+from service.api.principal import Principal, Role, csrf_token, current, resolve
 from service.readout.build import build_results
 from service.readout.model import ExperimentResults
+from service.report.dashboard import DashboardQuery
 from service.report.html import dashboard_html, login_html, not_found_html, report_html
 
 __all__ = ["router"]
@@ -123,34 +125,53 @@ def _results(experiment: Experiment, data: Data, now: float) -> ExperimentResult
     return build_results(experiment, totals, daily, now)
 
 
-def _dashboard(experiments: list[Experiment], data: list[Data], now: float) -> str:
+def _dashboard(
+    experiments: list[Experiment],
+    data: list[Data],
+    now: float,
+    query: DashboardQuery,
+    editor: bool,
+) -> str:
     items = [(e, _results(e, d, now)) for e, d in zip(experiments, data, strict=True)]
-    return dashboard_html(items)
+    return dashboard_html(items, query, editor=editor)
 
 
 def _report(
-    experiment: Experiment, data: Data, now: float, breakdown: tuple[str, list[SliceTotals]] | None
+    experiment: Experiment,
+    data: Data,
+    now: float,
+    breakdown: tuple[str, list[SliceTotals]] | None,
+    csrf: str | None,
 ) -> str:
     totals, daily = data
-    return report_html(
-        experiment, build_results(experiment, totals, daily, now, breakdown=breakdown)
-    )
+    results = build_results(experiment, totals, daily, now, breakdown=breakdown)
+    return report_html(experiment, results, csrf=csrf)
+
+
+def _editor(principal: Principal | None) -> bool:
+    """Whether the page shows the buttons that change experiments."""
+    return principal is not None and principal.may(Role.EDITOR)
 
 
 @router.get("/", response_class=HTMLResponse, summary="Every experiment at a glance")
-async def dashboard(request: Request, store: StoreDep) -> Response:
-    if not await is_admin(request):
+async def dashboard(
+    request: Request, store: StoreDep, query: Annotated[DashboardQuery, Query()]
+) -> Response:
+    principal = await current(request)
+    if principal is None:
         return _to_login(request)
     _, by_key = await store.definitions()
     experiments = sorted(by_key.values(), key=lambda e: (-(e.created_at or 0), e.key))
     data = list(await asyncio.gather(*(_data(store, e) for e in experiments)))
-    html = await run_in_threadpool(_dashboard, experiments, data, time.time())
+    editor = _editor(principal)
+    html = await run_in_threadpool(_dashboard, experiments, data, time.time(), query, editor)
     return HTMLResponse(html)
 
 
 @router.get("/experiments/{key}", response_class=HTMLResponse, summary="One experiment's report")
 async def report(request: Request, key: str, store: StoreDep) -> Response:
-    if not await is_admin(request):
+    principal = await current(request)
+    if principal is None:
         return _to_login(request)
     try:
         experiment = await store.get_experiment(key)
@@ -163,5 +184,6 @@ async def report(request: Request, key: str, store: StoreDep) -> Response:
     if dimension in names:
         breakdown = (dimension, await store.dimension_totals(experiment, dimension))
     data = await _data(store, experiment)
-    html = await run_in_threadpool(_report, experiment, data, time.time(), breakdown)
+    csrf = csrf_token(request) if _editor(principal) else None
+    html = await run_in_threadpool(_report, experiment, data, time.time(), breakdown, csrf)
     return HTMLResponse(html)
