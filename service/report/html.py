@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from experiments.definitions import Experiment, MetricKind
-from experiments.limits import KEY_PATTERN
 from service.api.principal import CSRF_FIELD
 from service.forms import FormState
 from service.jinja import render
@@ -177,7 +176,6 @@ def experiment_form_html(form: FormState, draft: Experiment | None, csrf: str) -
         csrf=csrf,
         CSRF_FIELD=CSRF_FIELD,
         kinds=[k.value for k in MetricKind],
-        key_pattern=KEY_PATTERN.strip("^$"),
     )
 
 
