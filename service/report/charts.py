@@ -135,7 +135,7 @@ def lift_chart(
     """
     with _LOCK:
         if narrow:
-            figure = _new_figure(NARROW_WIDTH_INCHES, 1.0 + 0.62 * max(len(rows), 1))
+            figure = _new_figure(NARROW_WIDTH_INCHES, 1.1 + 0.7 * max(len(rows), 1))
         else:
             figure = _new_figure(9, 1.0 + 0.4 * max(len(rows), 1))
         with matplotlib.rc_context(_RC):
@@ -161,26 +161,35 @@ def draw_lift(axes: Axes, rows: Sequence[LiftRow], *, level: str, narrow: bool =
         low, high = row.interval
         axes.plot([low, high], [y, y], color=colour, linewidth=2.2, solid_capstyle="butt")
         axes.plot([row.lift], [y], "o", color=colour, markersize=7)
-        axes.text(
-            high,
-            y + 0.22,
-            f" {100 * row.lift:+.1f}%",
-            color=colour,
-            fontsize=8.5,
-            va="bottom",
-            ha="right",
-        )
+        if not narrow:  # the narrow layout writes the value in the row's label
+            axes.text(
+                high,
+                y + 0.22,
+                f" {100 * row.lift:+.1f}%",
+                color=colour,
+                fontsize=8.5,
+                va="bottom",
+                ha="right",
+            )
         bounds += [low, high]
     axes.axvline(0, color="#24292f", linewidth=1)
     low, high = min(bounds), max(bounds)
     pad = 0.08 * (high - low or 0.2)
     axes.set_xlim(low - pad, high + pad)
-    axes.set_ylim(-0.7, len(rows) - 0.3 + (0.35 if narrow else 0))
+    axes.set_ylim(-0.7, len(rows) - 0.3 + (0.4 if narrow else 0))
     if narrow:
         axes.set_yticks([])
         for y, row in zip(positions, rows, strict=True):
-            label = _wrapped(row.label, 44)
-            axes.text(0.0, y + 0.3, label, transform=axes.get_yaxis_transform(), fontsize=8)
+            value = "" if row.lift is None else f": {100 * row.lift:+.1f}%"
+            axes.text(
+                0.0,
+                y + 0.18,
+                _wrapped(row.label + value, 46),
+                transform=axes.get_yaxis_transform(),
+                fontsize=8,
+                va="bottom",
+                color="#24292f",
+            )
         axes.xaxis.set_major_locator(MaxNLocator(nbins=4))
     else:
         axes.set_yticks(positions, [r.label for r in rows])
@@ -189,6 +198,10 @@ def draw_lift(axes: Axes, rows: Sequence[LiftRow], *, level: str, narrow: bool =
     axes.set_xlabel(_wrapped(xlabel, 44) if narrow else xlabel)
     axes.grid(axis="x", color="#d0d7de", linewidth=0.6)
     axes.set_axisbelow(True)
+
+
+def _legend(label: str, narrow: bool) -> str:
+    return _wrapped(label, 38) if narrow else label
 
 
 def _visible_range(lines: Sequence[SequenceLine]) -> tuple[float, float]:
@@ -238,7 +251,7 @@ def draw_sequence(
             color=colour,
             alpha=0.15,
             linewidth=0,
-            label=f"{line.label}: {level} confidence sequence",
+            label=_legend(f"{line.label}: {level} confidence sequence", narrow),
         )
         axes.plot(
             days,
@@ -247,7 +260,7 @@ def draw_sequence(
             linewidth=2,
             marker="o",
             markersize=3,
-            label=f"{line.label}: cumulative lift",
+            label=_legend(f"{line.label}: cumulative lift", narrow),
         )
     axes.axhline(0, color="#24292f", linewidth=1)
     axes.set_ylim(*_visible_range(lines))

@@ -98,10 +98,12 @@ def _fill_create_form(page: Any, weight: str) -> None:
     page.fill('input[name="variants.1.key"]', "filters")
     page.fill('input[name="variants.1.name"]', "Filters")
     page.fill('input[name="variants.1.weight"]', weight)
-    for row, (name, kind, event) in enumerate(
-        [("conversion", "conversion", "purchase"), ("revenue", "mean", "purchase")]
-        + [("cart_visits", "count", "cart_view")]
-    ):
+    metrics = [
+        ("conversion", "conversion", "purchase"),
+        ("revenue", "mean", "purchase"),
+        ("cart_visits", "count", "cart_view"),
+    ]
+    for row, (name, kind, event) in enumerate(metrics):
         page.fill(f'input[name="metrics.{row}.name"]', name)
         page.select_option(f'select[name="metrics.{row}.kind"]', kind)
         page.fill(f'input[name="metrics.{row}.event"]', event)
@@ -287,4 +289,3 @@ def test_the_shop_fits_a_phone_in_every_variant(service: LiveServer, browser: An
         _no_sideways_scroll(page)
     finally:
         context.close()
-
