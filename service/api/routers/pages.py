@@ -1,10 +1,12 @@
 """The marketer's pages: ``/`` lists every experiment, ``/experiments/KEY`` is one's report.
 
 They show the same data as the admin results endpoint, so they sit behind the same admin check
-(open on loopback when no admin key is configured). A browser cannot send a bearer header, so
-``/login`` trades the admin key for a read-only server-side session (:mod:`service.api.auth`:
-random token, HttpOnly, SameSite=Strict cookie, expiry, revoked by ``/logout``, sign-ins
-rate-limited per client); a page asked for without it redirects there. Computing the
+(open on loopback when no admin key is configured); an editor also gets the buttons of
+:mod:`service.api.routers.forms`. The dashboard's search, filters and sort come from its GET
+parameters (:class:`service.report.dashboard.DashboardQuery`). A browser cannot send a
+bearer header, so ``/login`` trades the admin key for a server-side session
+(:mod:`service.api.auth`: random token, HttpOnly, SameSite=Strict cookie, expiry, revoked by
+``/logout``, sign-ins rate-limited per client); a page asked for without it redirects there. Computing the
 read-out and drawing the charts is CPU work, so it runs in a worker thread, never on the event loop.
 """
 
