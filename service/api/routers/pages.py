@@ -6,8 +6,9 @@ They show the same data as the admin results endpoint, so they sit behind the sa
 parameters (:class:`service.report.dashboard.DashboardQuery`). A browser cannot send a
 bearer header, so ``/login`` trades the admin key for a server-side session
 (:mod:`service.api.auth`: random token, HttpOnly, SameSite=Strict cookie, expiry, revoked by
-``/logout``, sign-ins rate-limited per client); a page asked for without it redirects there. Computing the
-read-out and drawing the charts is CPU work, so it runs in a worker thread, never on the event loop.
+``/logout``, sign-ins rate-limited per client); a page asked for without it redirects there.
+Computing the read-out and drawing the charts is CPU work, so it runs in a worker thread, never
+on the event loop.
 """
 
 from __future__ import annotations
