@@ -135,7 +135,7 @@ def test_a_form_error_is_the_api_error_next_to_its_field(
         "metrics": [],
     }
     for i in range(3):
-        metric = {
+        metric: dict[str, object] = {
             n: form[f"metrics.{i}.{n}"]
             for n in ("name", "kind", "event", "numerator", "direction")
             if form.get(f"metrics.{i}.{n}")
