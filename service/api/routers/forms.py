@@ -11,7 +11,8 @@ the form's CSRF token (:func:`service.api.principal.csrf_valid`), else 403.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -20,8 +21,10 @@ from pydantic import ValidationError
 
 from experiments.definitions import Experiment, ExperimentPatch, Status
 from experiments.errors import AbacusError, ExperimentNotFoundError
+from experiments.store import Store
 from service import changes
 from service.api.app import STATUS_OF, errors_message, field_errors
+from service.api.definitions_cache import DefinitionCache
 from service.api.deps import Definitions, StoreDep, require
 from service.api.principal import CSRF_FIELD, Principal, Role, csrf_token, csrf_valid, current
 from service.forms import FormState, form_of, read_patch, read_spec
@@ -32,8 +35,6 @@ __all__ = ["router"]
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 EditorForm = Annotated[Principal, Depends(require(Role.EDITOR, from_session=True))]
-Action = Literal["start", "pause", "resume", "stop"]
-
 _TARGET: dict[str, Status] = {
     "start": Status.RUNNING,
     "pause": Status.PAUSED,
@@ -44,16 +45,56 @@ CONFIRMED = ("start", "stop", "delete")
 """The changes that cannot be undone, asked for twice."""
 
 
-async def _fields(request: Request, principal: Principal) -> dict[str, str]:
+@dataclass(frozen=True)
+class Change:
+    """A posted form, checked: who sent it, its fields, and where changes are written."""
+
+    request: Request
+    store: Store
+    definitions: DefinitionCache
+    actor: Principal
+    values: dict[str, str]
+
+    def form(self, form: FormState, draft: Experiment | None, status: int) -> Response:
+        """The create or edit form again, with ``form``'s values and errors."""
+        html = experiment_form_html(form, draft, csrf_token(self.request))
+        return HTMLResponse(html, status_code=status)
+
+    async def apply(self, key: str, action: str, patch: ExperimentPatch | None) -> Response:
+        """Ask first for what cannot be undone; then make the change (``patch``, or the delete
+        when None), or say why it was refused."""
+        experiment = await _experiment(self.store, key)
+        if isinstance(experiment, Response):
+            return experiment
+        if action in CONFIRMED and self.values.get("confirm") != "yes":
+            fields = {k: v for k, v in self.values.items() if k not in {CSRF_FIELD, "confirm"}}
+            path, token = self.request.url.path, csrf_token(self.request)
+            return HTMLResponse(confirm_html(experiment, action, fields, path, token))
+        try:
+            if patch is None:
+                await changes.delete(self.store, self.definitions, key, self.actor)
+                return RedirectResponse("/", status_code=303)
+            await changes.patch(self.store, self.definitions, key, patch, self.actor)
+        except AbacusError as exc:
+            return HTMLResponse(refused_html(str(exc), key), status_code=_status_of(exc))
+        return _report(key)
+
+
+async def _change(
+    request: Request, store: StoreDep, definitions: Definitions, actor: EditorForm
+) -> Change:
     """The posted form; a session's post without its CSRF token is refused with 403."""
     values = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), True))
-    if principal.via != "bearer" and not csrf_valid(request, values.get(CSRF_FIELD, "")):
+    if actor.via != "bearer" and not csrf_valid(request, values.get(CSRF_FIELD, "")):
         raise HTTPException(
             status_code=403,
             detail=f"{CSRF_FIELD}: missing or not this session's; allowed: the token of the "
             "form this service served (reload the page and try again)",
         )
-    return values
+    return Change(request, store, definitions, actor, values)
+
+
+ChangeForm = Annotated[Change, Depends(_change)]
 
 
 def _message(exc: ValidationError) -> str:
@@ -89,29 +130,21 @@ async def new_form(request: Request) -> Response:
     return HTMLResponse(experiment_form_html(form_of(None), None, csrf_token(request)))
 
 
-def _form(form: FormState, request: Request, draft: Experiment | None, status: int) -> Response:
-    html = experiment_form_html(form, draft, csrf_token(request))
-    return HTMLResponse(html, status_code=status)
-
-
 @router.post("/new", summary="Create an experiment from the form")
-async def create(
-    request: Request, store: StoreDep, definitions: Definitions, actor: EditorForm
-) -> Response:
-    values = await _fields(request, actor)
-    parsed = read_spec(values)
-    if "more" in values:
-        return _form(parsed.form.with_more_rows(), request, None, 200)
+async def create(change: ChangeForm) -> Response:
+    parsed = read_spec(change.values)
+    if "more" in change.values:
+        return change.form(parsed.form.with_more_rows(), None, 200)
     if parsed.model is None:
-        return _form(parsed.form, request, None, 422)
+        return change.form(parsed.form, None, 422)
     try:
-        created = await changes.create(store, definitions, parsed.model, actor)
+        created = await changes.create(change.store, change.definitions, parsed.model, change.actor)
     except AbacusError as exc:
-        return _form(parsed.form.with_message(str(exc)), request, None, _status_of(exc))
+        return change.form(parsed.form.with_message(str(exc)), None, _status_of(exc))
     return _report(created.key)
 
 
-async def _experiment(store: StoreDep, key: str) -> Experiment | Response:
+async def _experiment(store: Store, key: str) -> Experiment | Response:
     try:
         return await store.get_experiment(key)
     except ExperimentNotFoundError as exc:
@@ -126,100 +159,54 @@ async def edit_form(request: Request, key: str, store: StoreDep) -> Response:
     experiment = await _experiment(store, key)
     if isinstance(experiment, Response):
         return experiment
-    return _form(form_of(experiment), request, experiment, 200)
+    html = experiment_form_html(form_of(experiment), experiment, csrf_token(request))
+    return HTMLResponse(html)
 
 
 @router.post("/experiments/{key}/edit", summary="Save the edit of a draft")
-async def edit(
-    request: Request, key: str, store: StoreDep, definitions: Definitions, actor: EditorForm
-) -> Response:
-    values = await _fields(request, actor)
-    experiment = await _experiment(store, key)
+async def edit(key: str, change: ChangeForm) -> Response:
+    experiment = await _experiment(change.store, key)
     if isinstance(experiment, Response):
         return experiment
-    parsed = read_patch({**values, "key": key}, experiment)
-    if "more" in values:
-        return _form(parsed.form.with_more_rows(), request, experiment, 200)
+    parsed = read_patch({**change.values, "key": key}, experiment)
+    if "more" in change.values:
+        return change.form(parsed.form.with_more_rows(), experiment, 200)
     if parsed.model is None:
-        return _form(parsed.form, request, experiment, 422)
+        return change.form(parsed.form, experiment, 422)
     try:
-        await changes.patch(store, definitions, key, parsed.model, actor)
+        await changes.patch(change.store, change.definitions, key, parsed.model, change.actor)
     except AbacusError as exc:
-        return _form(parsed.form.with_message(str(exc)), request, experiment, _status_of(exc))
-    return _report(key)
-
-
-async def _apply(
-    request: Request,
-    store: StoreDep,
-    definitions: Definitions,
-    actor: Principal,
-    values: dict[str, str],
-    key: str,
-    action: str,
-    patch: ExperimentPatch | None,
-) -> Response:
-    """Ask first for what cannot be undone; then make the change, or say why it was refused."""
-    experiment = await _experiment(store, key)
-    if isinstance(experiment, Response):
-        return experiment
-    if action in CONFIRMED and values.get("confirm") != "yes":
-        fields = {k: v for k, v in values.items() if k not in {CSRF_FIELD, "confirm"}}
-        html = confirm_html(experiment, action, fields, request.url.path, csrf_token(request))
-        return HTMLResponse(html)
-    try:
-        if patch is None:
-            await changes.delete(store, definitions, key, actor)
-            return RedirectResponse("/", status_code=303)
-        await changes.patch(store, definitions, key, patch, actor)
-    except AbacusError as exc:
-        return HTMLResponse(refused_html(str(exc), key), status_code=_status_of(exc))
+        return change.form(parsed.form.with_message(str(exc)), experiment, _status_of(exc))
     return _report(key)
 
 
 @router.post("/experiments/{key}/status", summary="Start, pause, resume or stop")
-async def status(
-    request: Request, key: str, store: StoreDep, definitions: Definitions, actor: EditorForm
-) -> Response:
-    values = await _fields(request, actor)
-    action = values.get("action", "")
+async def status(key: str, change: ChangeForm) -> Response:
+    action = change.values.get("action", "")
     if action not in _TARGET:
         raise HTTPException(
             status_code=422,
             detail=f"action: must be one of {sorted(_TARGET)}, got {action[:40]!r}",
         )
-    winner = values.get("winner") or None if action == "stop" else None
-    try:
-        patch = ExperimentPatch(status=_TARGET[action], winner=winner)
-    except ValidationError as exc:
-        return HTMLResponse(refused_html(_message(exc), key), status_code=422)
-    return await _apply(request, store, definitions, actor, values, key, action, patch)
+    winner = (change.values.get("winner") or None) if action == "stop" else None
+    return await change.apply(key, action, ExperimentPatch(status=_TARGET[action], winner=winner))
 
 
 @router.post("/experiments/{key}/coverage", summary="Ramp the coverage")
-async def coverage(
-    request: Request, key: str, store: StoreDep, definitions: Definitions, actor: EditorForm
-) -> Response:
-    values = await _fields(request, actor)
+async def coverage(key: str, change: ChangeForm) -> Response:
     try:
-        patch = ExperimentPatch.model_validate({"coverage": values.get("coverage", "")})
+        patch = ExperimentPatch.model_validate({"coverage": change.values.get("coverage", "")})
     except ValidationError as exc:
         return HTMLResponse(refused_html(_message(exc), key), status_code=422)
-    return await _apply(request, store, definitions, actor, values, key, "ramp", patch)
+    return await change.apply(key, "ramp", patch)
 
 
 @router.post("/experiments/{key}/archive", summary="Archive or bring back")
-async def archive(
-    request: Request, key: str, store: StoreDep, definitions: Definitions, actor: EditorForm
-) -> Response:
-    values = await _fields(request, actor)
-    patch = ExperimentPatch(archived=values.get("archived", "true") != "false")
-    return await _apply(request, store, definitions, actor, values, key, "archive", patch)
+async def archive(key: str, change: ChangeForm) -> Response:
+    patch = ExperimentPatch(archived=change.values.get("archived", "true") != "false")
+    return await change.apply(key, "archive", patch)
 
 
 @router.post("/experiments/{key}/delete", summary="Delete an experiment and its data")
-async def delete(
-    request: Request, key: str, store: StoreDep, definitions: Definitions, actor: EditorForm
-) -> Response:
-    values = await _fields(request, actor)
-    return await _apply(request, store, definitions, actor, values, key, "delete", None)
+async def delete(key: str, change: ChangeForm) -> Response:
+    return await change.apply(key, "delete", None)
