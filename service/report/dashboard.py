@@ -92,11 +92,12 @@ def select(items: Sequence[Item], query: DashboardQuery) -> Listing:
     start date, a lift may be unknown) come last whichever the order."""
     shown = [i for i in items if query.archived or not i[0].archived]
     chosen = [i for i in shown if _matches(i, query)]
-    known = [(v, i) for i in chosen if (v := _sort_value(i, query.sort)) is not None]
-    unknown = [i for i in chosen if _sort_value(i, query.sort) is None]
-    known.sort(key=lambda pair: (pair[0], pair[1][0].key), reverse=query.order == "desc")
+    by_key = sorted(chosen, key=lambda i: i[0].key)  # ties keep this order (sorts are stable)
+    known = [(v, i) for i in by_key if (v := _sort_value(i, query.sort)) is not None]
+    unknown = [i for i in by_key if _sort_value(i, query.sort) is None]
+    known.sort(key=lambda pair: pair[0], reverse=query.order == "desc")
     return Listing(
-        items=[i for _, i in known] + sorted(unknown, key=lambda i: i[0].key),
+        items=[i for _, i in known] + unknown,
         total=len(items),
         archived_hidden=len(items) - len(shown),
     )

@@ -12,6 +12,7 @@ sideways and that every chart text is drawn at 10 px or more.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -289,3 +290,29 @@ def test_the_shop_fits_a_phone_in_every_variant(service: LiveServer, browser: An
         _no_sideways_scroll(page)
     finally:
         context.close()
+
+
+def test_the_dashboard_sorts_by_lift_and_filters_by_verdict(service: LiveServer) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    lifts, verdicts = {}, {}
+    for study in CASE_STUDIES:
+        if study.key == KEY:
+            continue
+        results = httpx.get(f"{service.url}/v1/experiments/{study.key}/results", headers=auth)
+        primary = next(m for m in results.json()["metrics"] if m["primary"])
+        lifts[study.key] = max(v["relative_lift"] for v in primary["variants"][1:])
+        verdicts[study.key] = results.json()["verdict"]["kind"]
+
+    def listed(query: str) -> list[str]:
+        page = httpx.get(f"{service.url}/{query}", headers=auth)
+        assert page.status_code == 200
+        return re.findall(r'<tr data-experiment="([^"]+)"', page.text)
+
+    by_lift = [k for k in listed("?sort=lift") if k in lifts]
+    assert by_lift == sorted(lifts, key=lambda k: -lifts[k])
+    assert [k for k in listed("?sort=lift&order=asc") if k in lifts] == by_lift[::-1]
+    for kind in set(verdicts.values()):
+        shown = {k for k in listed(f"?verdict={kind}") if k in lifts}
+        assert shown == {k for k, v in verdicts.items() if v == kind}
+    assert len(set(verdicts.values())) > 1  # the filter had something to leave out
+    assert listed("?q=RESOURCES&status=running") == ["archive-social-resources"]

@@ -366,6 +366,11 @@ def test_the_dashboard_searches_filters_and_sorts(client: TestClient) -> None:
     ]
     assert listed("?verdict=winning") == []
     assert listed("?sort=started") == ["hat-b", "kilt-a", "kilt-c"]  # drafts have no start
+    for visitor in ("v1", "v2", "v3"):
+        client.get("/v1/assign", params={"experiment": "hat-b", "visitor_id": visitor})
+    assert listed("?sort=visitors") == ["hat-b", "kilt-a", "kilt-c"]  # ties by key
+    assert listed("?sort=visitors&order=asc") == ["kilt-a", "kilt-c", "hat-b"]
+    assert listed("?sort=lift") == ["hat-b", "kilt-a", "kilt-c"]  # no lift known: by key
     bad = client.get("/?sort=colour", headers=AUTH)
     assert bad.status_code == 422
     assert bad.json()["details"][0]["field"] == "sort"
