@@ -260,6 +260,13 @@ def test_pages_at_1280_and_390_px(
         if name != "create-form":
             _chart_text_readable(page, narrow=True)
         if name == "report":
+            # the stop form offers the winning variant (else the first, the control)
+            auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            path = "/v1/experiments/uk-tool-centre/results"
+            results = httpx.get(service.url + path, headers=auth)
+            verdict = results.json()["verdict"]
+            offered = "control" if verdict["kind"] != "winning" else verdict["variant"]
+            assert page.locator('select[name="winner"]').input_value() == offered
             # the tables keep lift, interval and verdict in view; the rest is one tap away
             compact = page.locator("#metric-engagement ul.compact li").nth(1)
             assert compact.locator(".compact-lift").is_visible()
