@@ -19,6 +19,7 @@ from experiments.errors import ConflictError, InvalidDefinitionError
 from experiments.limits import EVENT_NAME_PATTERN, EVENT_NAME_RULE, KEY_PATTERN, KEY_RULE
 
 __all__ = [
+    "ARCHIVABLE",
     "MAX_FORCED_VISITORS",
     "ConversionPrior",
     "Dimension",
@@ -399,6 +400,11 @@ class Experiment(ExperimentSpec):
         description="set by the store when the experiment is created: a re-created experiment "
         "gets a new one, so it never sees an older one's data",
     )
+    archived: bool = Field(
+        default=False,
+        description="hidden from the dashboard by default; only a draft or stopped experiment "
+        "may be archived or brought back",
+    )
 
     @model_validator(mode="after")
     def _winner_is_a_variant(self) -> Self:
@@ -453,9 +459,15 @@ class ExperimentPatch(_Frozen):
     namespace: Namespace | None = None
     hash_attribute: AttributeName | None = None
     holdout: Slug | None = None
+    archived: bool | None = Field(
+        default=None, description="archive (true) or bring back (false) a draft or stopped one"
+    )
 
     _condition_evaluable = field_validator("condition")(_checked_condition)
 
+
+ARCHIVABLE = frozenset({Status.DRAFT, Status.STOPPED})
+"""The statuses in which an experiment may be archived or brought back: nobody is enrolled."""
 
 _FROZEN_AFTER_DRAFT = ("namespace", "hash_attribute", "holdout")
 """Fields that decide who is bucketed where: changing them while running would move visitors."""
@@ -471,6 +483,12 @@ def apply_patch(experiment: Experiment, patch: ExperimentPatch) -> Experiment:
     Metrics may be added, not removed or redefined.
     """
     changes = patch.model_dump(exclude_none=True, exclude={"status", "winner"})
+    archiving = patch.archived is not None and patch.archived != experiment.archived
+    if archiving and experiment.status not in ARCHIVABLE:
+        raise ConflictError(
+            f"archived of experiment {experiment.key!r} cannot change while it is "
+            f"{experiment.status.value}; allowed only when draft or stopped (stop it first)"
+        )
     if experiment.status is not Status.DRAFT:
         frozen = [
             f
@@ -513,6 +531,11 @@ def transition(
         raise ConflictError(
             f"status cannot go from {experiment.status.value!r} to {target.value!r}; "
             f"allowed: {allowed}"
+        )
+    if experiment.archived and target is Status.RUNNING:
+        raise ConflictError(
+            f"experiment {experiment.key!r} is archived; bring it back "
+            "(archived: false) before starting it"
         )
     if winner is not None and target is not Status.STOPPED:
         raise InvalidDefinitionError(f"winner is set only when stopping, got status {target!r}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,7 +35,7 @@ from service.api.middleware import Guard
 from service.api.schemas import error_responses
 from service.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["FieldError", "create_app", "errors_message", "field_errors"]
 
 log = logging.getLogger("abacus")
 
@@ -84,33 +85,48 @@ def _jsonable(value: Any) -> Any:
     return str(value)[:200]
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+@dataclass(frozen=True)
+class FieldError:
+    """One problem of a request: the field (dotted path), what is wrong, the value given."""
+
+    field: str
+    message: str
+    value: Any
+
+    def as_json(self) -> dict[str, Any]:
+        return {"field": self.field, "message": self.message, "value": self.value}
+
+
+def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
+    """Pydantic's errors as the API reports them (the 422 body's ``details``); the page forms
+    show the same ones next to their fields."""
     details = []
-    for err in exc.errors():
+    for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in {"body", "query", "path"}]
         if err.get("type") == "json_invalid":
             reason = err.get("ctx", {}).get("error", "malformed")
+            at = loc[-1] if loc else 0
             details.append(
-                {
-                    "field": "body",
-                    "message": f"is not valid JSON ({reason} at character {loc[-1] if loc else 0})",
-                    "value": None,
-                }
+                FieldError("body", f"is not valid JSON ({reason} at character {at})", None)
             )
             continue
         message = err.get("msg", "")
         if err.get("type") == "string_unicode":
             message = "must be valid Unicode text (a lone surrogate has no UTF-8 encoding)"
-        details.append(
-            {
-                "field": ".".join(loc) or "body",
-                "message": message,
-                "value": _jsonable(err.get("input")),
-            }
-        )
-    message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-    return JSONResponse(error_body(ERROR_CODES[422], message, details), status_code=422)
+        details.append(FieldError(".".join(loc) or "body", message, _jsonable(err.get("input"))))
+    return details
+
+
+def errors_message(details: Sequence[FieldError]) -> str:
+    """The one-line ``message`` of an error body listing ``details``."""
+    return "; ".join(f"{d.field}: {d.message}" for d in details)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = field_errors(exc.errors())
+    body = error_body(ERROR_CODES[422], errors_message(details), [d.as_json() for d in details])
+    return JSONResponse(body, status_code=422)
 
 
 def _allowed_methods(request: Request) -> str:
@@ -282,6 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         bandit,
         export,
+        forms,
         growthbook,
         keys,
         pages,
@@ -305,6 +322,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router, responses=admin_errors)
     app.include_router(pages.router)
     app.include_router(share.page_router)
+    app.include_router(forms.router)
     _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
     _offline_docs(app)
     return app

@@ -56,7 +56,7 @@ _COMMON_HEADERS = (
 
 
 def _is_page(path: str) -> bool:
-    return path in {"/", "/login"} or path.startswith(("/experiments/", "/share/"))
+    return path in {"/", "/login", "/new"} or path.startswith(("/experiments/", "/share/"))
 
 
 def host_name(host: str) -> str:

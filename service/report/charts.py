@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import textwrap
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,13 +26,14 @@ import matplotlib
 import matplotlib.dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.typing import RcKeyType
 
 from service.readout.model import MetricResults, VerdictKind
 from service.readout.wording import metric_phrase
 
 __all__ = [
+    "NARROW_WIDTH_INCHES",
     "LiftRow",
     "SequenceLine",
     "draw_lift",
@@ -93,19 +95,28 @@ def _percent_axis(value: float, _position: object) -> str:
     return f"{100 * value:+.0f}%" if value else "0%"
 
 
-def _to_svg(figure: Figure, chart_id: str, title: str) -> str:
+NARROW_WIDTH_INCHES = 3.6
+"""The width of the narrow charts phones are shown: 259 pt, so on a 390 px screen (about 340
+px for the chart) the smallest text, 8 pt, is drawn at about 10.5 px."""
+
+
+def _to_svg(figure: Figure, chart_id: str, title: str, *, narrow: bool = False) -> str:
     buffer = io.StringIO()
     settings: dict[RcKeyType, Any] = {"svg.hashsalt": chart_id, **_RC}
+    # A narrow chart keeps its exact size (the constrained layout fits everything inside it),
+    # so its text scales by a known factor on a phone.
+    bbox = None if narrow else "tight"
     with matplotlib.rc_context(settings):
-        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        figure.savefig(buffer, format="svg", bbox_inches=bbox, metadata={"Date": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]
     # Drop the fixed size so the chart follows its container (the viewBox keeps the aspect);
     # matplotlib escapes every text it writes, so the markup is safe to inline.
     svg = re.sub(r'\s(width|height)="[\d.]+pt"', "", svg, count=2)
     label = title.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    kind = "chart-narrow" if narrow else "chart"
     return svg.replace(
-        "<svg ", f'<svg class="chart" role="img" aria-label="{label}" id="{chart_id}" ', 1
+        "<svg ", f'<svg class="{kind}" role="img" aria-label="{label}" id="{chart_id}" ', 1
     )
 
 
@@ -114,16 +125,29 @@ def _new_figure(width: float, height: float) -> Figure:
         return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def lift_chart(rows: Sequence[LiftRow], *, chart_id: str, title: str, level: str) -> str:
-    """A forest plot of relative lifts: a dot per row, its interval as a bar, zero marked."""
+def lift_chart(
+    rows: Sequence[LiftRow], *, chart_id: str, title: str, level: str, narrow: bool = False
+) -> str:
+    """A forest plot of relative lifts: a dot per row, its interval as a bar, zero marked.
+
+    ``narrow``: the phone layout, :data:`NARROW_WIDTH_INCHES` wide, each row's label written
+    above its bar instead of beside it.
+    """
     with _LOCK:
-        figure = _new_figure(9, 1.0 + 0.4 * max(len(rows), 1))
+        if narrow:
+            figure = _new_figure(NARROW_WIDTH_INCHES, 1.1 + 0.7 * max(len(rows), 1))
+        else:
+            figure = _new_figure(9, 1.0 + 0.4 * max(len(rows), 1))
         with matplotlib.rc_context(_RC):
-            draw_lift(figure.add_subplot(), rows, level=level)
-        return _to_svg(figure, chart_id, title)
+            draw_lift(figure.add_subplot(), rows, level=level, narrow=narrow)
+        return _to_svg(figure, chart_id, title, narrow=narrow)
 
 
-def draw_lift(axes: Axes, rows: Sequence[LiftRow], *, level: str) -> None:
+def _wrapped(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def draw_lift(axes: Axes, rows: Sequence[LiftRow], *, level: str, narrow: bool = False) -> None:
     """Draw the forest plot of :func:`lift_chart` onto ``axes``."""
     positions = list(range(len(rows)))[::-1]
     bounds: list[float] = [0.0]
@@ -137,26 +161,47 @@ def draw_lift(axes: Axes, rows: Sequence[LiftRow], *, level: str) -> None:
         low, high = row.interval
         axes.plot([low, high], [y, y], color=colour, linewidth=2.2, solid_capstyle="butt")
         axes.plot([row.lift], [y], "o", color=colour, markersize=7)
-        axes.text(
-            high,
-            y + 0.22,
-            f" {100 * row.lift:+.1f}%",
-            color=colour,
-            fontsize=8.5,
-            va="bottom",
-            ha="right",
-        )
+        if not narrow:  # the narrow layout writes the value in the row's label
+            axes.text(
+                high,
+                y + 0.22,
+                f" {100 * row.lift:+.1f}%",
+                color=colour,
+                fontsize=8.5,
+                va="bottom",
+                ha="right",
+            )
         bounds += [low, high]
     axes.axvline(0, color="#24292f", linewidth=1)
-    axes.set_yticks(positions, [r.label for r in rows])
     low, high = min(bounds), max(bounds)
     pad = 0.08 * (high - low or 0.2)
     axes.set_xlim(low - pad, high + pad)
-    axes.set_ylim(-0.7, len(rows) - 0.3)
+    axes.set_ylim(-0.7, len(rows) - 0.3 + (0.4 if narrow else 0))
+    if narrow:
+        axes.set_yticks([])
+        for y, row in zip(positions, rows, strict=True):
+            value = "" if row.lift is None else f": {100 * row.lift:+.1f}%"
+            axes.text(
+                0.0,
+                y + 0.18,
+                _wrapped(row.label + value, 46),
+                transform=axes.get_yaxis_transform(),
+                fontsize=8,
+                va="bottom",
+                color="#24292f",
+            )
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    else:
+        axes.set_yticks(positions, [r.label for r in rows])
     axes.xaxis.set_major_formatter(FuncFormatter(_percent_axis))
-    axes.set_xlabel(f"relative lift over control, with its {level} interval")
+    xlabel = f"relative lift over control, with its {level} interval"
+    axes.set_xlabel(_wrapped(xlabel, 44) if narrow else xlabel)
     axes.grid(axis="x", color="#d0d7de", linewidth=0.6)
     axes.set_axisbelow(True)
+
+
+def _legend(label: str, narrow: bool) -> str:
+    return _wrapped(label, 38) if narrow else label
 
 
 def _visible_range(lines: Sequence[SequenceLine]) -> tuple[float, float]:
@@ -173,16 +218,24 @@ def _visible_range(lines: Sequence[SequenceLine]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def sequence_chart(lines: Sequence[SequenceLine], *, chart_id: str, title: str, level: str) -> str:
-    """Cumulative relative lift per day with its always-valid confidence sequence as a band."""
+def sequence_chart(
+    lines: Sequence[SequenceLine], *, chart_id: str, title: str, level: str, narrow: bool = False
+) -> str:
+    """Cumulative relative lift per day with its always-valid confidence sequence as a band
+    (``narrow``: the phone layout, the legend in one column under the title)."""
     with _LOCK:
-        figure = _new_figure(9, 3.2)
+        if narrow:
+            figure = _new_figure(NARROW_WIDTH_INCHES, 2.6 + 0.3 * len(lines))
+        else:
+            figure = _new_figure(9, 3.2)
         with matplotlib.rc_context(_RC):
-            draw_sequence(figure.add_subplot(), lines, level=level)
-        return _to_svg(figure, chart_id, title)
+            draw_sequence(figure.add_subplot(), lines, level=level, narrow=narrow)
+        return _to_svg(figure, chart_id, title, narrow=narrow)
 
 
-def draw_sequence(axes: Axes, lines: Sequence[SequenceLine], *, level: str) -> None:
+def draw_sequence(
+    axes: Axes, lines: Sequence[SequenceLine], *, level: str, narrow: bool = False
+) -> None:
     """Draw the lifts and confidence sequences of :func:`sequence_chart` onto ``axes``."""
     for index, line in enumerate(lines):
         colour = LINE_COLOURS[index % len(LINE_COLOURS)]
@@ -198,7 +251,7 @@ def draw_sequence(axes: Axes, lines: Sequence[SequenceLine], *, level: str) -> N
             color=colour,
             alpha=0.15,
             linewidth=0,
-            label=f"{line.label}: {level} confidence sequence",
+            label=_legend(f"{line.label}: {level} confidence sequence", narrow),
         )
         axes.plot(
             days,
@@ -207,7 +260,7 @@ def draw_sequence(axes: Axes, lines: Sequence[SequenceLine], *, level: str) -> N
             linewidth=2,
             marker="o",
             markersize=3,
-            label=f"{line.label}: cumulative lift",
+            label=_legend(f"{line.label}: cumulative lift", narrow),
         )
     axes.axhline(0, color="#24292f", linewidth=1)
     axes.set_ylim(*_visible_range(lines))
@@ -215,11 +268,12 @@ def draw_sequence(axes: Axes, lines: Sequence[SequenceLine], *, level: str) -> N
     axes.set_ylabel("relative lift")
     axes.grid(color="#d0d7de", linewidth=0.6)
     axes.set_axisbelow(True)
-    axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize=8, frameon=False)
+    columns = 1 if narrow else 2
+    axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=columns, fontsize=8, frameon=False)
     for tick in axes.get_xticklabels():
         tick.set_rotation(0)
         tick.set_horizontalalignment("center")
-    locator = mdates.AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
+    locator = mdates.AutoDateLocator(maxticks=4 if narrow else 8)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
     formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_formatter(formatter)

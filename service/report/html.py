@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from experiments.definitions import Experiment
+from experiments.definitions import Experiment, MetricKind
+from service.api.principal import CSRF_FIELD
+from service.forms import FormState
 from service.jinja import render
-from service.readout.model import ExperimentResults, MetricResults
+from service.readout.model import BADGES, ExperimentResults, MetricResults, VerdictKind
 from service.report.charts import (
     LiftRow,
     lift_chart,
@@ -24,10 +26,20 @@ from service.report.charts import (
     sequence_chart,
     sequence_lines,
 )
+from service.report.dashboard import DashboardQuery, select
 from service.report.history import AccessView
 from service.report.views import MetricView, dashboard_row, labels, report_view
 
-__all__ = ["dashboard_html", "login_html", "not_found_html", "report_html", "share_message_html"]
+__all__ = [
+    "confirm_html",
+    "dashboard_html",
+    "experiment_form_html",
+    "login_html",
+    "not_found_html",
+    "refused_html",
+    "report_html",
+    "share_message_html",
+]
 
 
 def _inline(svg: str) -> Markup:
@@ -42,6 +54,8 @@ class MetricSection:
     view: MetricView
     chart: Markup | None
     chart_note: str | None
+    chart_narrow: Markup | None = None
+    """The same chart laid out for a phone (the page shows one of the two by its width)."""
 
 
 def _sequence(
@@ -56,7 +70,17 @@ def _sequence(
         return MetricSection(view, None, note)
     title = f"Cumulative relative lift of {view.title} by day"
     svg = sequence_chart(lines, chart_id=chart_id, title=title, level=level)
-    return MetricSection(view, _inline(svg), None)
+    narrow = sequence_chart(
+        lines, chart_id=f"{chart_id}-narrow", title=title, level=level, narrow=True
+    )
+    return MetricSection(view, _inline(svg), None, _inline(narrow))
+
+
+def _lift_charts(rows: Sequence[LiftRow], chart_id: str, level: str, title: str) -> Markup:
+    """The forest plot twice: for wide screens and for phones."""
+    wide = lift_chart(rows, chart_id=chart_id, level=level, title=title)
+    narrow = lift_chart(rows, chart_id=f"{chart_id}-narrow", level=level, title=title, narrow=True)
+    return _inline(wide + narrow)
 
 
 def _lift_rows(experiment: Experiment, metric: MetricResults, prefix: str = "") -> list[LiftRow]:
@@ -69,9 +93,11 @@ def report_html(
     *,
     standalone: bool = False,
     access: AccessView | None = None,
+    csrf: str | None = None,
 ) -> str:
     """The report page of one experiment (``standalone`` drops the links back to the service;
-    ``access`` adds the History section and, for editors, the share form)."""
+    ``access`` adds the History section and, for editors, the share form; ``csrf``, the form
+    token of an editor's session, adds the buttons that change it)."""
     view = report_view(experiment, results)
     names = labels(experiment)
     sections = [
@@ -86,10 +112,7 @@ def report_html(
     lift_svg = None
     if lift_rows:
         title = f"Relative lift with its {view.level} interval, per metric"
-        svg = lift_chart(
-            lift_rows, chart_id=f"lift-{experiment.key}", level=view.level, title=title
-        )
-        lift_svg = _inline(svg)
+        lift_svg = _lift_charts(lift_rows, f"lift-{experiment.key}", view.level, title)
     return render(
         "report.html",
         view=view,
@@ -98,22 +121,46 @@ def report_html(
         lift_svg=lift_svg,
         standalone=standalone,
         access=access,
+        csrf=None if standalone else csrf,
+        CSRF_FIELD=CSRF_FIELD,
     )
 
 
-def dashboard_html(items: Sequence[tuple[Experiment, ExperimentResults]]) -> str:
-    """The list of every experiment with its primary metric's lift and verdict badge."""
-    rows = [dashboard_row(e, r) for e, r in items]
+def dashboard_html(
+    items: Sequence[tuple[Experiment, ExperimentResults]],
+    query: DashboardQuery | None = None,
+    *,
+    editor: bool = False,
+) -> str:
+    """The experiments ``query`` selects (every one not archived by default) with their primary
+    metric's lift and verdict badge; ``editor`` adds the link to the create form."""
+    query = query or DashboardQuery()
+    listing = select(items, query)
+    rows = [dashboard_row(e, r) for e, r in listing.items]
     chart_rows: list[LiftRow] = []
-    for experiment, results in items:
+    for experiment, results in listing.items:
         if results.primary is not None:
             chart_rows += _lift_rows(experiment, results.primary, prefix=f"{experiment.key}: ")
     chart = None
     if chart_rows:
         title = "Primary metric lift of every experiment"
-        svg = lift_chart(chart_rows, chart_id="lift-dashboard", level="confidence", title=title)
-        chart = _inline(svg)
-    return render("dashboard.html", rows=rows, chart=chart)
+        chart = _lift_charts(chart_rows, "lift-dashboard", "confidence", title)
+    return render(
+        "dashboard.html",
+        rows=rows,
+        chart=chart,
+        query=query,
+        listing=listing,
+        editor=editor,
+        statuses=["draft", "running", "paused", "stopped"],
+        verdicts=[(k.value, BADGES[k]) for k in VerdictKind],
+        sorts=[
+            ("created", "Created"),
+            ("started", "Start date"),
+            ("visitors", "Visitors"),
+            ("lift", "Lift"),
+        ],
+    )
 
 
 def not_found_html(key: str) -> str:
@@ -129,3 +176,40 @@ def share_message_html(
 ) -> str:
     """A short page about a share link: made (with its ``link``), expired, revoked, unknown."""
     return render("share_message.html", title=title, message=message, link=link, back=back)
+
+
+def experiment_form_html(form: FormState, draft: Experiment | None, csrf: str) -> str:
+    """The create form (``draft`` None) or the edit form of ``draft``, with ``form``'s values
+    and errors."""
+    return render(
+        "experiment_form.html",
+        form=form,
+        draft=draft,
+        csrf=csrf,
+        CSRF_FIELD=CSRF_FIELD,
+        kinds=[k.value for k in MetricKind],
+    )
+
+
+def confirm_html(
+    experiment: Experiment, action: str, fields: Mapping[str, str], path: str, csrf: str
+) -> str:
+    """The page that asks before ``action`` (start, stop, delete), posting ``fields`` again."""
+    names = labels(experiment)
+    winner = fields.get("winner") or None
+    return render(
+        "confirm.html",
+        experiment=experiment,
+        title=experiment.name or experiment.key,
+        action=action,
+        fields=fields,
+        path=path,
+        winner=names.get(winner, winner) if winner else None,
+        csrf=csrf,
+        CSRF_FIELD=CSRF_FIELD,
+    )
+
+
+def refused_html(message: str, key: str | None) -> str:
+    """A change the rules refused: the API's message, and the way back."""
+    return render("refused.html", message=message, key=key)

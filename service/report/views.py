@@ -352,6 +352,7 @@ class DashboardRow:
     shipped: str | None
     """"Shipped Filters" (or "Stopped, none shipped") once stopped."""
     guardrail_alerts: list[str]
+    archived: bool = False
 
 
 def dashboard_row(experiment: Experiment, results: ExperimentResults) -> DashboardRow:
@@ -380,6 +381,7 @@ def dashboard_row(experiment: Experiment, results: ExperimentResults) -> Dashboa
         verdict=results.verdict,
         shipped=_shipped(experiment, results),
         guardrail_alerts=[a.sentence for a in results.guardrail_alerts],
+        archived=experiment.archived,
     )
 
 

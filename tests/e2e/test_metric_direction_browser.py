@@ -136,7 +136,7 @@ def test_a_harmed_guardrail_raises_its_banner_while_the_primary_wins(
     assert _colour(page, "#guardrail-banner h2") == _red(page)
     # the guardrail has its own section, after the other metrics
     assert page.locator("#guardrails").is_visible()
-    assert page.locator("#metric-refunds .badge").inner_text() == "Losing"
+    assert page.locator("#metric-refunds .verdict .badge").inner_text() == "Losing"
     page.screenshot(path=str(artifacts_dir / "report-guardrail.png"), full_page=True)
     assert_clean(page)
 

@@ -30,7 +30,8 @@ def running(client: TestClient) -> TestClient:
     return client
 
 
-def test_chart_labels_are_text_not_mathtext() -> None:
+@pytest.mark.parametrize("narrow", [False, True], ids=["wide", "narrow"])
+def test_chart_labels_are_text_not_mathtext(narrow: bool) -> None:
     svg = lift_chart(
         [
             LiftRow(label="B $x^$", lift=0.1, interval=(0.0, 0.2), tone="winning"),
@@ -39,6 +40,7 @@ def test_chart_labels_are_text_not_mathtext() -> None:
         chart_id="dollars",
         title="lifts",
         level="95%",
+        narrow=narrow,
     )
     assert "B $x^$" in svg
     assert "$5 vs $10" in svg

@@ -1,13 +1,15 @@
 """The marketer's pages: ``/`` lists every experiment, ``/experiments/KEY`` is one's report.
 
 They show the same data as the admin results endpoint, so they sit behind the same check: any
-key, whatever its role (open on loopback when no admin key is configured). A browser cannot
+key, whatever its role (open on loopback when no admin key is configured); an editor also gets
+the buttons of :mod:`service.api.routers.forms`. The dashboard's search, filters and sort come
+from its GET parameters (:class:`service.report.dashboard.DashboardQuery`). A browser cannot
 send a bearer header, so ``/login`` trades a key for a server-side session
 (:mod:`service.api.auth`: random token, HttpOnly, SameSite=Strict cookie, expiry, revoked by
 ``/logout`` and with its key, sign-ins rate-limited per client); a page asked for without one
 redirects there. The report adds its History (the experiment's audit trail) for a signed-in
-reader, and the share-link form for an editor or admin. Computing the
-read-out and drawing the charts is CPU work, so it runs in a worker thread, never on the event loop.
+reader, and the share-link form for an editor or admin. Computing the read-out and drawing the
+charts is CPU work, so it runs in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from typing import Annotated
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -34,10 +37,11 @@ from service.api.auth import (
     close_session,
     open_session,
 )
-from service.api.deps import StoreDep, is_admin
-from service.api.principal import Role, csrf_token, current, resolve
+from service.api.deps import StoreDep
+from service.api.principal import Principal, Role, csrf_token, current, resolve
 from service.readout.build import build_results
 from service.readout.model import ExperimentResults
+from service.report.dashboard import DashboardQuery
 from service.report.history import AccessView, history_rows
 from service.report.html import dashboard_html, login_html, not_found_html, report_html
 
@@ -130,9 +134,15 @@ def _results(experiment: Experiment, data: Data, now: float) -> ExperimentResult
     return build_results(experiment, totals, daily, now)
 
 
-def _dashboard(experiments: list[Experiment], data: list[Data], now: float) -> str:
+def _dashboard(
+    experiments: list[Experiment],
+    data: list[Data],
+    now: float,
+    query: DashboardQuery,
+    editor: bool,
+) -> str:
     items = [(e, _results(e, d, now)) for e, d in zip(experiments, data, strict=True)]
-    return dashboard_html(items)
+    return dashboard_html(items, query, editor=editor)
 
 
 def _report(
@@ -144,32 +154,41 @@ def _report(
 ) -> str:
     totals, daily = data
     results = build_results(experiment, totals, daily, now, breakdown=breakdown)
-    return report_html(experiment, results, standalone=access is None, access=access)
+    csrf = None if access is None else access.csrf
+    return report_html(experiment, results, standalone=access is None, access=access, csrf=csrf)
+
+
+def _editor(principal: Principal | None) -> bool:
+    """Whether the page shows the buttons that change experiments."""
+    return principal is not None and principal.may(Role.EDITOR)
 
 
 @router.get("/", response_class=HTMLResponse, summary="Every experiment at a glance")
-async def dashboard(request: Request, store: StoreDep) -> Response:
-    if not await is_admin(request):
+async def dashboard(
+    request: Request, store: StoreDep, query: Annotated[DashboardQuery, Query()]
+) -> Response:
+    principal = await current(request)
+    if principal is None:
         return _to_login(request)
     _, by_key = await store.definitions()
     experiments = sorted(by_key.values(), key=lambda e: (-(e.created_at or 0), e.key))
     data = list(await asyncio.gather(*(_data(store, e) for e in experiments)))
-    html = await run_in_threadpool(_dashboard, experiments, data, time.time())
+    editor = _editor(principal)
+    html = await run_in_threadpool(_dashboard, experiments, data, time.time(), query, editor)
     return HTMLResponse(html)
 
 
 @router.get("/experiments/{key}", response_class=HTMLResponse, summary="One experiment's report")
 async def report(request: Request, key: str, store: StoreDep) -> Response:
-    if not await is_admin(request):
+    principal = await current(request)
+    if principal is None:
         return _to_login(request)
     try:
         experiment = await store.get_experiment(key)
     except ExperimentNotFoundError:
         return HTMLResponse(not_found_html(key), status_code=404)
-    principal = await current(request)
     history = history_rows(await store.audit_entries(key, limit=HISTORY_ROWS))
-    may_share = principal is not None and principal.may(Role.EDITOR)
-    access = AccessView(history, csrf_token(request) if may_share else None)
+    access = AccessView(history, csrf_token(request) if _editor(principal) else None)
     return await report_page(request, store, experiment, access)
 
 
