@@ -9,6 +9,7 @@ nothing; a revoked key's and a logged-out session's next request gets 401.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from experiments.definitions import Experiment, Status, transition
 from experiments.store import Store, TrackEvent
+from service.api.auth import SESSION_COOKIE
 from tests.conftest import ADMIN_KEY, LiveServer, RedisTarget
 from tests.e2e.conftest import assert_clean, serve_prefix
 
@@ -155,6 +157,48 @@ def test_a_viewer_signs_in_and_reads_but_cannot_change(
     )
     assert form.status == 403
     assert httpx.get(f"{service.url}/v1/experiments/viewer-made", headers=ADMIN).status_code == 404
+
+
+def _session_token(page: Any) -> str:
+    """The CSRF token of the page's session, as the service derives it for its forms."""
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
+    return hashlib.sha256(b"abacus csrf" + cookie.encode()).hexdigest()
+
+
+def test_a_viewer_sees_no_change_control_and_the_page_forms_refuse_them(
+    service: LiveServer, page: Any
+) -> None:
+    editor = _key(service, "marketer", "editor")
+    _sign_in(page, service, editor["key"])
+    editor_dashboard = page.locator("[data-change]").count()
+    page.goto(f"{service.url}/experiments/{SHARED['key']}")
+    editor_report = page.locator("[data-change]").count()
+    assert editor_dashboard >= 1 and editor_report >= 3  # the control: an editor has them
+    page.context.clear_cookies()
+    viewer = _key(service, "analyst", "viewer")
+    _sign_in(page, service, viewer["key"])
+    assert page.locator("[data-change]").count() == 0
+    page.goto(f"{service.url}/experiments/{SHARED['key']}")
+    assert page.locator("#verdict .badge").is_visible()
+    assert page.locator("[data-change]").count() == 0
+    token = _session_token(page)
+    key = SHARED["key"]
+    posts = {
+        "/new": {"key": "viewer-form", "name": "x"},
+        f"/experiments/{key}/edit": {"name": "renamed"},
+        f"/experiments/{key}/status": {"action": "pause", "confirm": "yes"},
+        f"/experiments/{key}/coverage": {"coverage": "0.5"},
+        f"/experiments/{key}/archive": {"archived": "true"},
+        f"/experiments/{key}/delete": {"confirm": "yes"},
+    }
+    before = httpx.get(f"{service.url}/v1/experiments/{key}", headers=ADMIN).json()
+    for path, fields in posts.items():
+        answer = page.request.post(service.url + path, form={"csrf_token": token, **fields})
+        assert answer.status == 403, (path, answer.status, answer.text())
+        assert "'editor'" in answer.text(), path
+    assert page.request.get(f"{service.url}/new").status == 403
+    after = httpx.get(f"{service.url}/v1/experiments/{key}", headers=ADMIN).json()
+    assert after == before
 
 
 def _attack(page: Any, service: LiveServer, origin: str) -> None:
