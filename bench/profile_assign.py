@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_assign import Scenario, prepare, serving, wrk  # noqa: E402
+from bench.bench_assign import Run, Scenario, prepare, serving, wrk  # noqa: E402
 from experiments.embedded import EmbeddedRedis  # noqa: E402
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -89,16 +89,18 @@ def main() -> int:
             scenario = Scenario("assign GET", "app", "get", args.path, args.connections)
             wrk(server.url, scenario, 2, Path(tmp), "warm")
             raw = Path(tmp) / "profile.txt"
+            record = ["record", "--pid", str(server.process.pid), "--format", "raw"]
             spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(server.process.pid), "--format", "raw"]
-                + ["--rate", "250", "--nonblocking", "--output", str(raw)],
+                ["py-spy", *record, "--rate", "250", "--nonblocking", "--output", str(raw)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1)
             redis_pid = redis.pid
+            if redis_pid is None:
+                raise RuntimeError("the embedded redis-server is not running")
             before = cpu_seconds(server.process.pid), cpu_seconds(redis_pid)
-            result: list[object] = []
+            result: list[Run] = []
             load = threading.Thread(
                 target=lambda: result.append(
                     wrk(server.url, scenario, args.seconds, Path(tmp), "profiled")
@@ -113,18 +115,18 @@ def main() -> int:
             shutil.copy(raw, args.raw)
         samples: Counter[str] = Counter()
         for line in raw.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            if count.isdigit():
-                samples[layer_of(stack)] += int(count)
+            stack, _, number = line.rpartition(" ")
+            if number.isdigit():
+                samples[layer_of(stack)] += int(number)
     run = result[0]
-    answered = getattr(run, "answered", 0)
+    answered = run.answered
     total = sum(samples.values())
     if not answered or not total:
         print("no requests answered or no samples taken", file=sys.stderr)
         return 1
     server_us = (after[0] - before[0]) / answered * 1e6
     redis_us = (after[1] - before[1]) / answered * 1e6
-    print(f"{answered:,} requests, {getattr(run, 'rps', 0):,.0f} req/s, {total:,} samples")
+    print(f"{answered:,} requests, {run.rps:,.0f} req/s, {total:,} samples")
     print(f"{'layer':<44}{'share':>8}{'µs/request':>12}")
     for name, count in samples.most_common():
         print(f"{name:<44}{count / total:>8.1%}{count / total * server_us:>12.1f}")
