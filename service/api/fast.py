@@ -71,9 +71,10 @@ def _parse(model: type[Model], body: bytes) -> Model | None:
 
 
 def _is_json(content_type: bytes | None) -> bool:
-    """Whether FastAPI reads the body as JSON: no content type, or ``application/json``."""
+    """Whether FastAPI reads the body as JSON (``application/json``; it also reads
+    ``application/*+json``, which is left to it)."""
     if content_type is None:
-        return True
+        return False  # FastAPI's strict content type: a body without one is not JSON
     return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
