@@ -14,9 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection, Connection
+
+from experiments.connection import connect
 from experiments.definitions import Experiment, Status, transition
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
 from experiments.store.tracking import MAX_EVENTS_PER_CALL
+from service.loops import run_sync
 from tests.conftest import RedisTarget
 from tests.support.store import StoreRunner
 
@@ -180,3 +185,28 @@ def test_a_batch_over_two_experiments_reports_each(
         ]
 
     _run(redis_server, key_prefix, work)
+
+
+def test_every_connection_packs_commands_with_hiredis(redis_server: RedisTarget) -> None:
+    """A batch's script calls carry thousands of arguments: redis-py's Python packer is slow."""
+
+    async def work() -> list[str]:
+        client = connect(redis_server.url, cluster=redis_server.cluster)
+        try:
+            await client.ping()
+            if isinstance(client, aioredis.RedisCluster):
+                nodes = client.get_nodes()
+                kinds: list[type[AbstractConnection]] = [n.connection_class for n in nodes]
+                assert len(nodes) >= 3
+            else:
+                kinds = [client.connection_pool.connection_class]
+            packed = Connection.pack_command(Connection(), "EVALSHA", "abc", 1, "k", "é")
+            for kind in kinds:
+                assert kind.pack_command(kind(), "EVALSHA", "abc", 1, "k", "é") == [
+                    b"".join(packed)
+                ]
+            return [kind.__name__ for kind in kinds]
+        finally:
+            await client.aclose()
+
+    assert all("Packed" in name for name in run_sync(work))
