@@ -339,7 +339,12 @@ class TrackingMixin(StoreBase):
         attributes_json: str = "{}",
     ) -> list[Exposure]:
         """:meth:`record_exposure` for several experiments in one round trip."""
-        slices = [await self._slices(e, index, attributes_json) for e, index in calls]
+        slices = [
+            await self._slices(e, index, attributes_json)
+            if e.dimensions and index is not None
+            else ""
+            for e, index in calls
+        ]
         if len(calls) == 1:  # the hot path: one script call, coalesced with its neighbours
             experiment, index = calls[0]
             keys, args = self._assign_call(

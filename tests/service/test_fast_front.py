@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.datastructures import QueryParams
 
 from service.api.app import create_app
 from service.api.fast import FastFront, FrontedAPI
+from service.api.routers.public import query_params
 from service.settings import Settings
 from tests.service.conftest import AUTH, BUYAKILT, create_running
 
@@ -232,3 +234,20 @@ def test_an_exposure_is_in_redis_when_its_answer_arrives(
         assert answer.json()["recorded"] is True
         results = fast.get("/v1/experiments/buyakilt-filters/results", headers=AUTH).json()
         assert sum(results["srm"]["visitors"].values()) == i + 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"experiment=a&visitor_id=b",
+        b"visitor_id=x+y&experiment=a",
+        b"visitor_id=%C3%A9%2B%26&experiment=a&experiment=b",
+        b"&&visitor_id&experiment==a=b&",
+        b"visitor_id=%FF%ZZ%&x=%",
+        b"a+b=c+d&%61=%62;c=d",
+        "visitor_id=\xe9t\xe9".encode("latin-1"),
+        b"",
+    ],
+)
+def test_query_params_read_as_starlette_reads_them(query: bytes) -> None:
+    assert query_params(query) == dict(QueryParams(query))
