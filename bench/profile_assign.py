@@ -8,7 +8,7 @@ redis-py); the server's CPU time over the run, divided by the requests answered 
 those shares, gives microseconds per request per layer. redis-server's own CPU time (the Lua
 script) is read from ``/proc`` over the same run.
 
-    python bench/profile_assign.py [--seconds 10] [--path /v1/assign?...]
+    python bench/profile_assign.py [--seconds 10] [--mode track --path /v1/track]
 
 Needs ``wrk`` and ``py-spy`` (``pip install py-spy``), and permission to attach to a child
 process (``ptrace``).
@@ -74,6 +74,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--path", default="/v1/assign?experiment=get-one&visitor_id=")
+    parser.add_argument(
+        "--mode", default="get", choices=["get", "assign3", "track", "batch"], help="the request"
+    )
     parser.add_argument("--raw", type=Path, help="also keep py-spy's collapsed stacks here")
     args = parser.parse_args()
     for tool in ("wrk", "py-spy"):
@@ -86,7 +89,7 @@ def main() -> int:
         target = "service.api.app:create_app"
         with serving(target, factory=True, workers=1, env=env, ready="/healthz") as server:
             prepare(server.url)
-            scenario = Scenario("assign GET", "app", "get", args.path, args.connections)
+            scenario = Scenario("profiled", "app", args.mode, args.path, args.connections)
             wrk(server.url, scenario, 2, Path(tmp), "warm")
             raw = Path(tmp) / "profile.txt"
             record = ["record", "--pid", str(server.process.pid), "--format", "raw"]

@@ -49,7 +49,6 @@ from experiments.store.scripts import (
     DimensionKeys,
     TrackArgs,
     TrackEventArgs,
-    TrackEventKeys,
     TrackKeys,
 )
 
@@ -180,11 +179,31 @@ def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
     return plan
 
 
+_SliceKeys = dict[tuple[str, int, int], list[str]]
+"""(shard or activity base, slice, newest window part) -> that slice's event-id keys."""
+_MAX_SLICE_KEYS = 65_536
+
+
+def _event_ids(
+    cache: _SliceKeys, keys: ShardKeys | ActivityKeysOfShard, slice_: int, parts: list[int]
+) -> list[str]:
+    """A slice's five event-id keys, built once per window part (a batch builds thousands)."""
+    found = cache.get((keys.base, slice_, parts[0]))
+    if found is None:
+        if len(cache) >= _MAX_SLICE_KEYS:
+            cache.clear()
+        found = cache[(keys.base, slice_, parts[0])] = [keys.event_ids(slice_, w) for w in parts]
+    return found
+
+
 class _TrackCall:
     """One track.lua call being built: events of one experiment shard, in their order."""
 
-    def __init__(self, experiment: Experiment, keys: ShardKeys, args: TrackArgs) -> None:
+    def __init__(
+        self, experiment: Experiment, keys: ShardKeys, args: TrackArgs, cache: _SliceKeys
+    ) -> None:
         self.experiment = experiment
+        self.cache = cache
         self.shard = keys
         self.args = args
         self.positions: list[int] = []
@@ -206,10 +225,8 @@ class _TrackCall:
         k = self.shard
         day = codec.day_of(event.timestamp_ms)
         visitor = codec.pack_visitor(event.visitor_id)
-        ids = [k.event_ids(slice_, w) for w in parts]
-        self.keys += TrackEventKeys(
-            k.assign(slice_), k.day(day), k.state(slice_, event.event), *ids
-        )
+        self.keys += (k.assign(slice_), k.day(day), k.state(slice_, event.event))
+        self.keys += _event_ids(self.cache, k, slice_, parts)  # TrackEventKeys' order
         self.keys += [k.state(slice_, other) for other in plan.other_events]
         self.event_args += TrackEventArgs(
             number,
@@ -229,14 +246,15 @@ class _TrackCall:
 class _ActivityCall:
     """One activity.lua call being built: events of one activity shard, in their order."""
 
-    def __init__(self, keys: ActivityKeysOfShard, args: ActivityArgs) -> None:
+    def __init__(self, keys: ActivityKeysOfShard, args: ActivityArgs, cache: _SliceKeys) -> None:
+        self.cache = cache
         self.shard = keys
         self.keys: list[str] = list(ActivityKeys(keys.log))
         self.args: list[str | int] = list(args)
         self.count = 0
 
     def add(self, event: TrackEvent, slice_: int, parts: list[int]) -> None:
-        self.keys += [self.shard.event_ids(slice_, w) for w in parts]
+        self.keys += _event_ids(self.cache, self.shard, slice_, parts)
         visitor = codec.pack_visitor(event.visitor_id)
         self.args += [
             codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
@@ -399,7 +417,8 @@ class TrackingMixin(StoreBase):
                 call = open_calls.get((number, place.shard))
                 if call is None or len(call.positions) >= MAX_EVENTS_PER_CALL:
                     args = TrackArgs(self.log_max_length, expire_at, len(experiment.dimensions))
-                    call = open_calls[(number, place.shard)] = _TrackCall(experiment, k, args)
+                    call = _TrackCall(experiment, k, args, self._slice_keys)
+                    open_calls[(number, place.shard)] = call
                     calls.append(call)
                 call.add(position, event, plan, place.slice, parts)
         return calls
@@ -415,7 +434,7 @@ class TrackingMixin(StoreBase):
             if call is None or call.count >= MAX_EVENTS_PER_CALL:
                 args = ActivityArgs(expire_at, self.log_max_length)
                 call = open_calls[place.shard] = _ActivityCall(
-                    self._activity_keys[place.shard], args
+                    self._activity_keys[place.shard], args, self._slice_keys
                 )
                 calls.append(call)
             call.add(event, place.slice, parts)

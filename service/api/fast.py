@@ -212,10 +212,8 @@ class FastFront:
         failed = public.partly_unavailable(outcomes)
         if failed is not None:
             return _of(failed)
-        responses = public.track_responses(outcomes)
-        if batch:
-            return _json(orjson.dumps([r.model_dump() for r in responses]))
-        return _json(responses[0].model_dump_json().encode())
+        encoded = public.encoded_track_responses(outcomes)
+        return _json(b"[" + b",".join(encoded) + b"]" if batch else encoded[0])
 
 
 def _replay(received: list[Message], receive: Receive) -> Receive:

@@ -48,6 +48,7 @@ __all__ = [
     "assign_one",
     "assign_one_answer",
     "assign_one_params",
+    "encoded_track_responses",
     "partly_unavailable",
     "prepare_track",
     "query_params",
@@ -517,6 +518,20 @@ async def track_batch(request: Request, body: BatchTrackRequest) -> list[TrackRe
 
 def track_responses(outcomes: list[dict[str, TrackOutcome]]) -> list[TrackResponse]:
     return [_response(o) for o in outcomes]
+
+
+def encoded_track_responses(outcomes: list[dict[str, TrackOutcome]]) -> list[bytes]:
+    """Each outcome's :class:`TrackResponse` as JSON; a batch has few distinct outcomes, so
+    each is encoded once."""
+    encoded: dict[tuple[tuple[str, TrackOutcome], ...], bytes] = {}
+    out = []
+    for outcome in outcomes:
+        key = tuple(outcome.items())
+        text = encoded.get(key)
+        if text is None:
+            text = encoded[key] = _response(outcome).model_dump_json().encode()
+        out.append(text)
+    return out
 
 
 @router.get(
