@@ -413,9 +413,10 @@ class TrackingMixin(StoreBase):
                 plan = _track_plan(experiment, event.event)
                 if plan is None:
                     continue
-                k, place = self._place(experiment, event.visitor_id)
+                place = place_of(event.visitor_id, experiment.shards, experiment.slices)
                 call = open_calls.get((number, place.shard))
                 if call is None or len(call.positions) >= MAX_EVENTS_PER_CALL:
+                    k = self._shard_keys(experiment, place.shard)
                     args = TrackArgs(self.log_max_length, expire_at, len(experiment.dimensions))
                     call = _TrackCall(experiment, k, args, self._slice_keys)
                     open_calls[(number, place.shard)] = call
