@@ -25,7 +25,15 @@ from urllib.parse import urlsplit
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-__all__ = ["PAGE_CSP", "PUBLIC_PATHS", "PUBLIC_PREFIXES", "Guard", "HostAllowList", "public_cors"]
+__all__ = [
+    "PAGE_CSP",
+    "PUBLIC_PATHS",
+    "PUBLIC_PREFIXES",
+    "Guard",
+    "HostAllowList",
+    "host_name",
+    "public_cors",
+]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
