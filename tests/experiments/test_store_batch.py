@@ -23,6 +23,7 @@ from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
 from experiments.store.tracking import MAX_EVENTS_PER_CALL
 from service.loops import run_sync
 from tests.conftest import RedisTarget
+from tests.experiments.test_store_metrics import DEFINITION as CAPPED
 from tests.support.store import StoreRunner
 
 T = TypeVar("T")
@@ -30,17 +31,13 @@ DAY_MS = 86_400_000
 NOW_MS = (int(time.time() * 1000) // DAY_MS) * DAY_MS + DAY_MS // 2
 """Today noon (UTC): remembered event ids expire by the server's clock, so times are real."""
 DEFINITION: dict[str, Any] = {
+    **CAPPED,  # conversion, capped revenue and orders, their ratio, a device dimension
     "key": "batched",
-    "variants": [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}],
     "metrics": [
-        {"name": "conversion", "kind": "conversion", "event": "purchase", "primary": True},
-        {"name": "revenue", "kind": "mean", "event": "purchase", "cap": 100},
-        {"name": "orders", "kind": "count", "event": "purchase", "cap": 3},
+        *CAPPED["metrics"],
         {"name": "carts", "kind": "count", "event": "cart_view"},
-        {"name": "aov", "kind": "ratio", "numerator": "revenue", "denominator": "orders"},
         {"name": "per_cart", "kind": "ratio", "numerator": "revenue", "denominator": "carts"},
     ],
-    "dimensions": [{"name": "device", "max_values": 2}],
     "shards": 2,
     "slices": 4,
 }
