@@ -330,6 +330,13 @@ def main() -> int:
 
 
 def report(runs: dict[str, list[Run]], recorded_get: int) -> None:
+    from importlib.metadata import version
+
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"server: uvicorn {version('uvicorn')} for both apps ({' '.join(UVICORN_FLAGS[2:7])}); "
+        f"{os.cpu_count()} cores, load average {load} at the end"
+    )
     print(f"{'endpoint':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
     for name, rs in runs.items():
         print(

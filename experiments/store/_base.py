@@ -70,6 +70,8 @@ class StoreBase:
         # (registry key, dimension position) -> value -> slice; and the registries found full
         self._dimension_slices: dict[tuple[str, int], dict[str, int]] = {}
         self._full_dimensions: set[tuple[str, int]] = set()
+        # (shard base, slice, window part) -> event-id keys: a batch of events builds thousands
+        self._slice_keys: dict[tuple[str, int, int], list[str]] = {}
         self._session = client.register_script(SESSION.source)
         self._attempt = client.register_script(ATTEMPT.source)
         self._bandit_period = client.register_script(BANDIT_PERIOD.source)

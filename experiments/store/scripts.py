@@ -45,6 +45,8 @@ __all__ = [
     "SessionArgs",
     "SessionKeys",
     "TrackArgs",
+    "TrackEventArgs",
+    "TrackEventKeys",
     "TrackKeys",
 ]
 
@@ -83,11 +85,22 @@ class DimensionArgs(NamedTuple):
 
 
 class TrackKeys(NamedTuple):
-    assign: str
     agg: str
-    day: str
     days: str
     log: str
+
+
+class TrackArgs(NamedTuple):
+    log_max_length: int
+    expire_at_ms: int
+    dimensions: int
+
+
+class TrackEventKeys(NamedTuple):
+    """The KEYS of one event of a track call (after the shard's dimension aggregates)."""
+
+    assign: str
+    day: str
     state: str
     ids0: str
     ids1: str
@@ -96,32 +109,25 @@ class TrackKeys(NamedTuple):
     ids4: str
 
 
-class TrackArgs(NamedTuple):
+class TrackEventArgs(NamedTuple):
+    """The ARGV of one event of a track call (after the plans)."""
+
+    plan: int
     visitor: str
     value: str
     timestamp_ms: int
     day: str
-    log_max_length: int
     event_id: str
-    expire_at_ms: int
     log_entry: str
-    dimensions: int
 
 
 class ActivityKeys(NamedTuple):
     log: str
-    ids0: str
-    ids1: str
-    ids2: str
-    ids3: str
-    ids4: str
 
 
 class ActivityArgs(NamedTuple):
-    event_id: str
     expire_at_ms: int
     log_max_length: int
-    entry: str
 
 
 class PutDefinitionKeys(NamedTuple):
@@ -229,9 +235,11 @@ class ScriptSpec:
 
 
 ASSIGN = ScriptSpec("assign.lua", AssignKeys._fields, AssignArgs._fields, "dimension_aggs")
-TRACK = ScriptSpec("track.lua", TrackKeys._fields, TrackArgs._fields, "more_keys", "specs")
+TRACK = ScriptSpec("track.lua", TrackKeys._fields, TrackArgs._fields, "more_keys", "plans")
 DIMENSION = ScriptSpec("dimension.lua", DimensionKeys._fields, DimensionArgs._fields)
-ACTIVITY = ScriptSpec("activity.lua", ActivityKeys._fields, ActivityArgs._fields)
+ACTIVITY = ScriptSpec(
+    "activity.lua", ActivityKeys._fields, ActivityArgs._fields, "event_ids", "events"
+)
 PUT_DEFINITION = ScriptSpec(
     "put_definition.lua", PutDefinitionKeys._fields, PutDefinitionArgs._fields
 )
@@ -245,7 +253,7 @@ SCRIPTS = (
     *(ACCESS, SECRET),
 )
 
-TRACK_STATE_INDEX = TrackKeys._fields.index("state") + 1
-"""The 1-based KEYS index of the tracked event's state slice; other states follow the fixed keys."""
-TRACK_MORE_KEYS_INDEX = len(TrackKeys._fields) + 1
-"""The 1-based KEYS index of the first dimension aggregate; other events' states follow them."""
+TRACK_STATE_OFFSET = TrackEventKeys._fields.index("state")
+"""Where an event's state slice sits among its keys (counted from its assign key)."""
+TRACK_OTHERS_OFFSET = len(TrackEventKeys._fields)
+"""Where the state slices of other events (read by ratio metrics) follow an event's keys."""

@@ -1,9 +1,13 @@
 """Exposures and events: the writes of the hot path, one Lua script call each.
 
 An exposure goes to the visitor's slice of the assignment hash, the shard's aggregates and its
-raw log in one call of ``assign.lua``; an event to every running experiment with a metric on it,
-one ``track.lua`` call per experiment, and to the activity log (``activity.lua``). Each call is
-atomic on its own, in one slot; calls of one request share a round trip.
+raw log in one call of ``assign.lua``; an event to every running experiment with a metric on it
+(``track.lua``) and to the activity log (``activity.lua``). The events of one request are grouped
+by the shard they belong to: one ``track.lua`` call per experiment shard and one ``activity.lua``
+call per activity shard, each taking all of that shard's events (at most
+:data:`MAX_EVENTS_PER_CALL`) in their order. Each call is atomic on its own, in one slot; calls
+of one request share a round trip. A batch of 1,000 events thus costs about 130 script calls
+(64 experiment shards and 64 activity shards) instead of 2,000.
 
 What a track reports is what happened. The experiments' writes are the record: a call that
 failed is reported as :attr:`TrackOutcome.UNAVAILABLE` for that experiment while the others keep
@@ -30,12 +34,13 @@ from typing import Any
 from experiments.connection import REDIS_FAILURES, guarded
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import StoreUnavailableError
-from experiments.keys import place_of
+from experiments.keys import ActivityKeys as ActivityKeysOfShard
+from experiments.keys import ShardKeys, place_of
 from experiments.store import codec
 from experiments.store._base import ScriptCall, StoreBase
 from experiments.store.scripts import (
-    TRACK_MORE_KEYS_INDEX,
-    TRACK_STATE_INDEX,
+    TRACK_OTHERS_OFFSET,
+    TRACK_STATE_OFFSET,
     ActivityArgs,
     ActivityKeys,
     AssignArgs,
@@ -43,10 +48,12 @@ from experiments.store.scripts import (
     DimensionArgs,
     DimensionKeys,
     TrackArgs,
+    TrackEventArgs,
     TrackKeys,
 )
 
 __all__ = [
+    "MAX_EVENTS_PER_CALL",
     "NO_VALUE",
     "Exposure",
     "TrackEvent",
@@ -95,9 +102,15 @@ def encode_attributes(attributes: Mapping[str, object] | None) -> str:
     return json.dumps(attributes or {}, separators=(",", ":"), sort_keys=True)
 
 
+MAX_EVENTS_PER_CALL = 128
+"""The most events one script call takes, so that no single call holds Redis for long (about
+30 µs of Lua per event)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _TrackPlan:
-    """The ARGV tail and extra KEYS of track.lua for one experiment and one event."""
+    """What one event name feeds in one experiment: track.lua's plan values, and the other
+    events whose state slices its ratio metrics read."""
 
     args: tuple[str, ...]
     other_events: tuple[str, ...]
@@ -136,17 +149,16 @@ def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
     plan: _TrackPlan | None = None
     if direct or ratios:
         others: list[str] = []
-        first_other = TRACK_MORE_KEYS_INDEX + len(experiment.dimensions)
 
         def key_index(part: Metric) -> str:
             if part.event == event:
-                return str(TRACK_STATE_INDEX)
+                return str(TRACK_STATE_OFFSET)
             assert part.event is not None  # validated: non-ratio metrics have an event
             if part.event not in others:
                 others.append(part.event)
-            return str(first_other + others.index(part.event))
+            return str(TRACK_OTHERS_OFFSET + others.index(part.event))
 
-        args: list[str] = [str(len(direct) + len(ratios))]
+        args: list[str] = []
         for m in direct:
             args += [m.name, m.kind.value, _cap(m), "", "0", "", "", "0", ""]
         for m in ratios:
@@ -162,9 +174,93 @@ def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
                 key_index(den),
                 _cap(den),
             ]
-        plan = _TrackPlan(tuple(args), tuple(others))
+        plan = _TrackPlan((str(len(direct) + len(ratios)), str(len(others)), *args), tuple(others))
     cache[event] = plan
     return plan
+
+
+_SliceKeys = dict[tuple[str, int, int], list[str]]
+"""(shard or activity base, slice, newest window part) -> that slice's event-id keys."""
+_MAX_SLICE_KEYS = 65_536
+
+
+def _event_ids(
+    cache: _SliceKeys, keys: ShardKeys | ActivityKeysOfShard, slice_: int, parts: list[int]
+) -> list[str]:
+    """A slice's five event-id keys, built once per window part (a batch builds thousands)."""
+    found = cache.get((keys.base, slice_, parts[0]))
+    if found is None:
+        if len(cache) >= _MAX_SLICE_KEYS:
+            cache.clear()
+        found = cache[(keys.base, slice_, parts[0])] = [keys.event_ids(slice_, w) for w in parts]
+    return found
+
+
+class _TrackCall:
+    """One track.lua call being built: events of one experiment shard, in their order."""
+
+    def __init__(
+        self, experiment: Experiment, keys: ShardKeys, args: TrackArgs, cache: _SliceKeys
+    ) -> None:
+        self.experiment = experiment
+        self.cache = cache
+        self.shard = keys
+        self.args = args
+        self.positions: list[int] = []
+        self.plans: dict[str, int] = {}
+        self.plan_args: list[str] = []
+        self.keys: list[str] = [
+            *TrackKeys(keys.agg, keys.days, keys.log),
+            *(keys.dimension(d) for d in range(len(experiment.dimensions))),
+        ]
+        self.event_args: list[str | int] = []
+
+    def add(
+        self, position: int, event: TrackEvent, plan: _TrackPlan, slice_: int, parts: list[int]
+    ) -> None:
+        number = self.plans.get(event.event)
+        if number is None:
+            number = self.plans[event.event] = len(self.plans) + 1
+            self.plan_args += plan.args
+        k = self.shard
+        day = codec.day_of(event.timestamp_ms)
+        visitor = codec.pack_visitor(event.visitor_id)
+        self.keys += (k.assign(slice_), k.day(day), k.state(slice_, event.event))
+        self.keys += _event_ids(self.cache, k, slice_, parts)  # TrackEventKeys' order
+        self.keys += [k.state(slice_, other) for other in plan.other_events]
+        self.event_args += TrackEventArgs(
+            number,
+            visitor,
+            event.value_text,
+            event.timestamp_ms,
+            day,
+            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
+            codec.event_entry(visitor, event.timestamp_ms, event.event, event.value_text),
+        )
+        self.positions.append(position)
+
+    def call(self) -> tuple[list[str], list[str | int]]:
+        return self.keys, [*self.args, len(self.plans), *self.plan_args, *self.event_args]
+
+
+class _ActivityCall:
+    """One activity.lua call being built: events of one activity shard, in their order."""
+
+    def __init__(self, keys: ActivityKeysOfShard, args: ActivityArgs, cache: _SliceKeys) -> None:
+        self.cache = cache
+        self.shard = keys
+        self.keys: list[str] = list(ActivityKeys(keys.log))
+        self.args: list[str | int] = list(args)
+        self.count = 0
+
+    def add(self, event: TrackEvent, slice_: int, parts: list[int]) -> None:
+        self.keys += _event_ids(self.cache, self.shard, slice_, parts)
+        visitor = codec.pack_visitor(event.visitor_id)
+        self.args += [
+            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
+            codec.activity_entry(visitor, event.timestamp_ms, event.event, event.value_text),
+        ]
+        self.count += 1
 
 
 class TrackingMixin(StoreBase):
@@ -261,7 +357,12 @@ class TrackingMixin(StoreBase):
         attributes_json: str = "{}",
     ) -> list[Exposure]:
         """:meth:`record_exposure` for several experiments in one round trip."""
-        slices = [await self._slices(e, index, attributes_json) for e, index in calls]
+        slices = [
+            await self._slices(e, index, attributes_json)
+            if e.dimensions and index is not None
+            else ""
+            for e, index in calls
+        ]
         if len(calls) == 1:  # the hot path: one script call, coalesced with its neighbours
             experiment, index = calls[0]
             keys, args = self._assign_call(
@@ -300,51 +401,45 @@ class TrackingMixin(StoreBase):
         )
         return [Exposure.from_reply(r) for r in results]
 
-    def _track_call(
-        self, experiment: Experiment, plan: _TrackPlan, event: TrackEvent, now_ms: int
-    ) -> tuple[list[str], list[str | int]]:
-        k, place = self._place(experiment, event.visitor_id)
-        day = codec.day_of(event.timestamp_ms)
-        visitor = codec.pack_visitor(event.visitor_id)
+    def _track_calls(
+        self, experiments: Sequence[Experiment], events: Sequence[TrackEvent], now_ms: int
+    ) -> list[_TrackCall]:
+        """The track.lua calls for ``events``: one per experiment shard holding any of them."""
         parts, expire_at = self._dedup_parts(now_ms)
-        ids = [k.event_ids(place.slice, w) for w in parts]
-        keys = TrackKeys(
-            k.assign(place.slice),
-            k.agg,
-            k.day(day),
-            k.days,
-            k.log,
-            k.state(place.slice, event.event),
-            *ids,
-        )
-        args = TrackArgs(
-            visitor,
-            event.value_text,
-            event.timestamp_ms,
-            day,
-            self.log_max_length,
-            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
-            expire_at,
-            codec.event_entry(visitor, event.timestamp_ms, event.event, event.value_text),
-            len(experiment.dimensions),
-        )
-        dimension_aggs = [k.dimension(d) for d in range(len(experiment.dimensions))]
-        others = [k.state(place.slice, other) for other in plan.other_events]
-        return [*keys, *dimension_aggs, *others], [*args, *plan.args]
+        open_calls: dict[tuple[int, int], _TrackCall] = {}
+        calls: list[_TrackCall] = []
+        for position, event in enumerate(events):
+            for number, experiment in enumerate(experiments):
+                plan = _track_plan(experiment, event.event)
+                if plan is None:
+                    continue
+                place = place_of(event.visitor_id, experiment.shards, experiment.slices)
+                call = open_calls.get((number, place.shard))
+                if call is None or len(call.positions) >= MAX_EVENTS_PER_CALL:
+                    k = self._shard_keys(experiment, place.shard)
+                    args = TrackArgs(self.log_max_length, expire_at, len(experiment.dimensions))
+                    call = _TrackCall(experiment, k, args, self._slice_keys)
+                    open_calls[(number, place.shard)] = call
+                    calls.append(call)
+                call.add(position, event, plan, place.slice, parts)
+        return calls
 
-    def _activity_call(self, event: TrackEvent, now_ms: int) -> tuple[list[str], list[str | int]]:
-        place = place_of(event.visitor_id, self.activity_shards, self.activity_slices)
-        k = self._activity_keys[place.shard]
+    def _activity_calls(self, events: Sequence[TrackEvent], now_ms: int) -> list[_ActivityCall]:
+        """The activity.lua calls for ``events``: one per activity shard holding any of them."""
         parts, expire_at = self._dedup_parts(now_ms)
-        keys = ActivityKeys(k.log, *(k.event_ids(place.slice, w) for w in parts))
-        visitor = codec.pack_visitor(event.visitor_id)
-        args = ActivityArgs(
-            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
-            expire_at,
-            self.log_max_length,
-            codec.activity_entry(visitor, event.timestamp_ms, event.event, event.value_text),
-        )
-        return list(keys), list(args)
+        open_calls: dict[int, _ActivityCall] = {}
+        calls: list[_ActivityCall] = []
+        for event in events:
+            place = place_of(event.visitor_id, self.activity_shards, self.activity_slices)
+            call = open_calls.get(place.shard)
+            if call is None or call.count >= MAX_EVENTS_PER_CALL:
+                args = ActivityArgs(expire_at, self.log_max_length)
+                call = open_calls[place.shard] = _ActivityCall(
+                    self._activity_keys[place.shard], args, self._slice_keys
+                )
+                calls.append(call)
+            call.add(event, place.slice, parts)
+        return calls
 
     @guarded
     async def track(
@@ -362,41 +457,42 @@ class TrackingMixin(StoreBase):
         write failed, or, for events no experiment reads, the activity log refused them all.
         """
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        calls: list[tuple[int, str]] = []
-        script_calls: list[ScriptCall] = []
-        for position, event in enumerate(events):
-            for experiment in experiments:
-                plan = _track_plan(experiment, event.event)
-                if plan is not None:
-                    calls.append((position, experiment.key))
-                    script_calls.append(
-                        (self._track, *self._track_call(experiment, plan, event, now))
-                    )
-        if self.log_max_length > 0:
-            script_calls += [(self._activity, *self._activity_call(e, now)) for e in events]
+        calls = self._track_calls(experiments, events, now)
+        script_calls: list[ScriptCall] = [(self._track, *call.call()) for call in calls]
+        activity = self._activity_calls(events, now) if self.log_max_length > 0 else []
+        script_calls += [(self._activity, a.keys, a.args) for a in activity]
         outcomes: list[dict[str, TrackOutcome]] = [{} for _ in events]
         if not script_calls:
             return outcomes
         results = await self._run_pipelined_in_place(script_calls)
         failures: list[Exception] = []
-        for (position, key), result in zip(calls, results[: len(calls)], strict=True):
+        for call, result in zip(calls, results[: len(calls)], strict=True):
+            key = call.experiment.key
             if isinstance(result, Exception):
                 failures.append(result)
-                outcomes[position][key] = TrackOutcome.UNAVAILABLE
+                for position in call.positions:
+                    outcomes[position][key] = TrackOutcome.UNAVAILABLE
             else:
-                outcomes[position][key] = TrackOutcome(int(result[0]))
-        activity_failures = [r for r in results[len(calls) :] if isinstance(r, Exception)]
-        if activity_failures and self.on_activity_failure is not None:
-            self.on_activity_failure(len(activity_failures))
+                for position, code in zip(call.positions, result, strict=True):
+                    outcomes[position][key] = TrackOutcome(int(code))
+        activity_failures = [
+            (a, r)
+            for a, r in zip(activity, results[len(calls) :], strict=True)
+            if isinstance(r, Exception)
+        ]
+        failed_events = sum(a.count for a, _ in activity_failures)
+        if failed_events and self.on_activity_failure is not None:
+            self.on_activity_failure(failed_events)
         everything_failed = len(failures) == len(calls) and (
-            bool(calls) or len(activity_failures) == len(events)
+            bool(calls) or failed_events == len(events)
         )
+        errors = [*failures, *(r for _, r in activity_failures)]
         if everything_failed:
-            first = (failures or activity_failures)[0]
+            first = errors[0]
             if not isinstance(first, REDIS_FAILURES):
                 raise first
             raise StoreUnavailableError(f"redis: {first}") from first
-        for failure in [*failures, *activity_failures]:
+        for failure in errors:
             if not isinstance(failure, REDIS_FAILURES):
                 raise failure  # a bug (bad script arguments), not an outage
         return outcomes

@@ -35,7 +35,7 @@ from service.api.middleware import Guard
 from service.api.schemas import error_responses
 from service.settings import Settings
 
-__all__ = ["FieldError", "create_app", "errors_message", "field_errors"]
+__all__ = ["FieldError", "create_app", "error_response", "errors_message", "field_errors"]
 
 log = logging.getLogger("abacus")
 
@@ -158,6 +158,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _abacus_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AbacusError)
+    return error_response(exc)
+
+
+def error_response(exc: AbacusError) -> JSONResponse:
+    """The answer to a domain error: its status from :data:`STATUS_OF`, the error body."""
     status = next((s for t, s in STATUS_OF.items() if isinstance(exc, t)), 500)
     headers = RETRY_AFTER if status == 503 else None
     return JSONResponse(
@@ -231,8 +236,14 @@ async def _reclaim_deleted(store: Store) -> None:
         log.warning("reclaiming deleted experiments failed (retried at next start): %s", exc)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application. Redis is opened by the lifespan, never at import."""
+def create_app(settings: Settings | None = None, *, fast_routes: bool = True) -> FastAPI:
+    """Build the application. Redis is opened by the lifespan, never at import.
+
+    ``fast_routes``: the hot routes are answered by :mod:`service.api.fast` before FastAPI
+    sees them (False serves them through FastAPI alone: the reference the tests compare with).
+    """
+    from service.api.fast import FrontedAPI
+
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
@@ -279,7 +290,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if embedded is not None:
                 embedded.stop()
 
-    app = FastAPI(
+    app = FrontedAPI(
         title="Abacus",
         summary="A/B-testing engine: assignment, tracking and statistical read-outs",
         version=__version__,
@@ -325,6 +336,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(forms.router)
     _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
     _offline_docs(app)
+    if fast_routes:
+        app.serve_hot_routes(settings)
     return app
 
 

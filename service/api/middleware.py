@@ -25,7 +25,15 @@ from urllib.parse import urlsplit
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-__all__ = ["PAGE_CSP", "PUBLIC_PATHS", "PUBLIC_PREFIXES", "Guard"]
+__all__ = [
+    "PAGE_CSP",
+    "PUBLIC_PATHS",
+    "PUBLIC_PREFIXES",
+    "Guard",
+    "HostAllowList",
+    "host_name",
+    "public_cors",
+]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -67,20 +75,35 @@ def host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+class HostAllowList:
+    """The ``Host`` names a service answers (``*``: any), compared without port or case."""
+
+    def __init__(self, hosts: tuple[str, ...]) -> None:
+        self.any = "*" in hosts
+        self.names = frozenset(h.lower() for h in hosts)
+
+    def allows(self, host: str) -> bool:
+        return self.any or host in self.names
+
+
+def public_cors(app: ASGIApp, cors_origins: list[str]) -> CORSMiddleware:
+    """The CORS rules of the public routes: simple GETs and POSTs with a JSON body."""
+    return CORSMiddleware(
+        app,
+        allow_origins=cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
+
+
 class Guard:
     """Host allow-list, CORS for :data:`PUBLIC_PATHS` only, security headers elsewhere."""
 
     def __init__(self, app: ASGIApp, *, hosts: tuple[str, ...], cors_origins: list[str]) -> None:
         self.app = app
-        self.cors = CORSMiddleware(
-            app,
-            allow_origins=cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
-            max_age=600,
-        )
-        self.any_host = "*" in hosts
-        self.hosts = frozenset(h.lower() for h in hosts)
+        self.cors = public_cors(app, cors_origins)
+        self.hosts = HostAllowList(hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,8 +114,8 @@ class Guard:
             if name == b"host":
                 host, port = host_name(value.decode("latin-1")), _port(value.decode("latin-1"))
                 break
-        if not self.any_host and host not in self.hosts:
-            allowed = ", ".join(sorted(self.hosts))
+        if not self.hosts.allows(host):
+            allowed = ", ".join(sorted(self.hosts.names))
             await _refuse(scope, receive, send, 400, "bad_request", "Host", host, allowed)
             return
         path: str = scope["path"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.datastructures import State
 
 from experiments.assignment import Decision, Reason, decide
 from experiments.connection import guard
@@ -24,6 +26,7 @@ from experiments.limits import (
 )
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
 from service.api.app import ERROR_CODES, RETRY_AFTER, error_body
+from service.api.definitions_cache import DefinitionCache
 from service.api.deps import Admin, Definitions, StoreDep
 from service.api.metrics import Metrics
 from service.api.schemas import (
@@ -39,7 +42,20 @@ from service.api.schemas import (
     error_responses,
 )
 
-__all__ = ["ASSIGN_ONE_OPENAPI", "assign_one", "router"]
+__all__ = [
+    "ASSIGN_ONE_OPENAPI",
+    "assign_many_answer",
+    "assign_one",
+    "assign_one_answer",
+    "assign_one_params",
+    "encoded_track_responses",
+    "partly_unavailable",
+    "prepare_track",
+    "query_params",
+    "record_track",
+    "router",
+    "track_responses",
+]
 
 router = APIRouter(tags=["public"])
 
@@ -138,18 +154,30 @@ async def _assign(
     return answer, recorded
 
 
-async def assign_one(request: Request) -> Response:
-    """``GET /v1/assign?experiment=KEY&visitor_id=ID``: the hot path, a plain Starlette endpoint.
+def query_params(query_string: bytes) -> dict[str, str]:
+    """A query string's parameters, the last of a repeated name winning: what Starlette's
+    ``QueryParams`` gives (``parse_qsl``), without its cost for pieces with nothing to decode."""
+    params: dict[str, str] = {}
+    for piece in query_string.decode("latin-1").split("&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition("=")
+        if "%" in piece or "+" in piece:
+            name, value = unquote(name.replace("+", " ")), unquote(value.replace("+", " "))
+        params[name] = value
+    return params
 
-    FastAPI's per-request machinery costs more than the Redis round trip on a route this small,
-    so this one validates its two query parameters itself, against the same patterns the
-    pydantic schemas use, and answers with the same error body. Documented in OpenAPI by
-    :data:`ASSIGN_ONE_OPENAPI`.
+
+def assign_one_params(query_string: bytes) -> tuple[str, str, list[dict[str, object]]]:
+    """The experiment and visitor id of ``GET /v1/assign``, and what is wrong with them.
+
+    Checked against the same patterns the pydantic schemas use; a problem names the field, the
+    value and the rule.
     """
-    params = request.query_params
+    params = query_params(query_string)
     experiment = params.get("experiment", "")
     visitor_id = params.get("visitor_id", "")
-    problems = [
+    problems: list[dict[str, object]] = [
         {"field": name, "message": f"must be {rule}", "value": value[:200]}
         for name, value, pattern, rule in (
             ("experiment", experiment, _EXPERIMENT_KEY, KEY_RULE),
@@ -157,7 +185,7 @@ async def assign_one(request: Request) -> Response:
         )
         if pattern.fullmatch(value) is None
     ]
-    if "\ufffd" in visitor_id and not _raw_utf8(request.scope["query_string"], "visitor_id"):
+    if "\ufffd" in visitor_id and not _raw_utf8(query_string, "visitor_id"):
         problems.append(
             {
                 "field": "visitor_id",
@@ -165,14 +193,14 @@ async def assign_one(request: Request) -> Response:
                 "value": visitor_id[:200],
             }
         )
-    if problems:
-        message = "; ".join(f"{p['field']}: {p['message']}, got {p['value']!r}" for p in problems)
-        return Response(
-            orjson.dumps(error_body(ERROR_CODES[422], message, problems)),
-            status_code=422,
-            media_type="application/json",
-        )
-    state = request.app.state
+    return experiment, visitor_id, problems
+
+
+async def assign_one_answer(state: State, experiment: str, visitor_id: str) -> dict[str, object]:
+    """The answer of a valid ``GET /v1/assign``, the exposure recorded first.
+
+    Raises what the definitions cache raises (unknown experiment, no copy yet) before any write.
+    """
     definition = await state.definitions.get(experiment)
     holdouts: list[Decision] = []
     if definition.holdout is None:
@@ -189,14 +217,31 @@ async def assign_one(request: Request) -> Response:
         timeout_seconds=state.settings.redis_timeout_seconds,
         also_record=holdouts,
     )
-    return _json(
-        {
-            "experiment": experiment,
-            "visitor_id": visitor_id,
-            "variant": answer[experiment],
-            "recorded": recorded,
-        }
-    )
+    return {
+        "experiment": experiment,
+        "visitor_id": visitor_id,
+        "variant": answer[experiment],
+        "recorded": recorded,
+    }
+
+
+async def assign_one(request: Request) -> Response:
+    """``GET /v1/assign?experiment=KEY&visitor_id=ID``: a plain Starlette endpoint.
+
+    FastAPI's per-request machinery costs more than the Redis round trip on a route this small,
+    so this one validates its two query parameters itself (:func:`assign_one_params`) and
+    answers with the same error body. Documented in OpenAPI by :data:`ASSIGN_ONE_OPENAPI`.
+    Served by :mod:`service.api.fast` in front of the app; this is the reference it is held to.
+    """
+    experiment, visitor_id, problems = assign_one_params(request.scope["query_string"])
+    if problems:
+        message = "; ".join(f"{p['field']}: {p['message']}, got {p['value']!r}" for p in problems)
+        return Response(
+            orjson.dumps(error_body(ERROR_CODES[422], message, problems)),
+            status_code=422,
+            media_type="application/json",
+        )
+    return _json(await assign_one_answer(request.app.state, experiment, visitor_id))
 
 
 ASSIGN_ONE_OPENAPI: dict[str, object] = {
@@ -241,9 +286,16 @@ ASSIGN_ONE_OPENAPI: dict[str, object] = {
     summary="Assign to several experiments",
     responses=error_responses(404, 413, 422, 503),
 )
-async def assign_many(
-    request: Request, body: AssignRequest, store: StoreDep, definitions: Definitions
-) -> AssignResponse:
+async def assign_many(request: Request, body: AssignRequest) -> AssignResponse:
+    return await assign_many_answer(request.app.state, body)
+
+
+async def assign_many_answer(state: State, body: AssignRequest) -> AssignResponse:
+    """The answer of ``POST /v1/assign``, exposures recorded first.
+
+    Raises what the definitions cache raises (unknown experiment, no copy yet) before any write.
+    """
+    definitions: DefinitionCache = state.definitions
     if body.experiments is None:
         chosen = await definitions.running()
     else:
@@ -252,12 +304,12 @@ async def assign_many(
         chosen, body.visitor_id, body.attributes, await definitions.all()
     )
     answer, recorded = await _assign(
-        store,
-        request.app.state.metrics,
+        state.store,
+        state.metrics,
         decisions,
         body.visitor_id,
         encode_attributes(body.attributes),
-        timeout_seconds=request.app.state.settings.redis_timeout_seconds,
+        timeout_seconds=state.settings.redis_timeout_seconds,
         also_record=holdouts,
     )
     return AssignResponse(visitor_id=body.visitor_id, assignments=answer, recorded=recorded)
@@ -365,9 +417,8 @@ def _to_event(body: TrackRequest, now: float, field: str) -> TrackEvent:
 
 
 def _count(metrics: Metrics, outcomes: list[dict[str, TrackOutcome]]) -> None:
-    for outcome in outcomes:
-        for kind in outcome.values():
-            metrics.events.labels(kind.name.lower()).inc()
+    for kind, count in Counter(k for o in outcomes for k in o.values()).items():
+        metrics.events.labels(kind.name.lower()).inc(count)
 
 
 def _response(outcome: dict[str, TrackOutcome]) -> TrackResponse:
@@ -383,7 +434,7 @@ def _response(outcome: dict[str, TrackOutcome]) -> TrackResponse:
     )
 
 
-def _partly_unavailable(outcomes: list[dict[str, TrackOutcome]]) -> Response | None:
+def partly_unavailable(outcomes: list[dict[str, TrackOutcome]]) -> Response | None:
     """503 when some experiment could not be written, with exactly what was credited."""
     if not any(TrackOutcome.UNAVAILABLE in o.values() for o in outcomes):
         return None
@@ -412,23 +463,36 @@ def _partly_unavailable(outcomes: list[dict[str, TrackOutcome]]) -> Response | N
         },
     },
 )
-async def track(
-    request: Request, body: TrackRequest, store: StoreDep, definitions: Definitions
-) -> TrackResponse | Response:
-    event = _to_event(body, time.time(), "")
-    running = await definitions.running()
-    outcomes = await _track(request, store, running, [event])
-    return _partly_unavailable(outcomes) or _response(outcomes[0])
+async def track(request: Request, body: TrackRequest) -> TrackResponse | Response:
+    events, running = await prepare_track(request.app.state, [body], batch=False)
+    outcomes = await record_track(request.app.state, running, events)
+    return partly_unavailable(outcomes) or _response(outcomes[0])
 
 
-async def _track(
-    request: Request, store: Store, running: list[Experiment], events: list[TrackEvent]
+async def prepare_track(
+    state: State, bodies: Sequence[TrackRequest], *, batch: bool
+) -> tuple[list[TrackEvent], list[Experiment]]:
+    """The events to write and the running experiments; raises before anything is written
+    (a timestamp out of range, no definitions copy yet)."""
+    now = time.time()
+    events = [
+        _to_event(body, now, f"events.{i}." if batch else "") for i, body in enumerate(bodies)
+    ]
+    definitions: DefinitionCache = state.definitions
+    return events, await definitions.running()
+
+
+async def record_track(
+    state: State, running: list[Experiment], events: list[TrackEvent]
 ) -> list[dict[str, TrackOutcome]]:
-    metrics: Metrics = request.app.state.metrics
+    """Credit ``events``: the outcome per event and experiment. Raises
+    :class:`StoreUnavailableError` only when nothing was credited."""
+    metrics: Metrics = state.metrics
+    store: Store = state.store
     try:
         outcomes = await guard(
             store.track(running, events),
-            timeout_seconds=request.app.state.settings.redis_timeout_seconds,
+            timeout_seconds=state.settings.redis_timeout_seconds,
         )
     except StoreUnavailableError:
         metrics.store_errors.inc()
@@ -446,14 +510,28 @@ async def _track(
         503: {"description": "store unavailable, as for /v1/track"},
     },
 )
-async def track_batch(
-    request: Request, body: BatchTrackRequest, store: StoreDep, definitions: Definitions
-) -> list[TrackResponse] | Response:
-    now = time.time()
-    events = [_to_event(e, now, f"events.{i}.") for i, e in enumerate(body.events)]
-    running = await definitions.running()
-    outcomes = await _track(request, store, running, events)
-    return _partly_unavailable(outcomes) or [_response(o) for o in outcomes]
+async def track_batch(request: Request, body: BatchTrackRequest) -> list[TrackResponse] | Response:
+    events, running = await prepare_track(request.app.state, body.events, batch=True)
+    outcomes = await record_track(request.app.state, running, events)
+    return partly_unavailable(outcomes) or track_responses(outcomes)
+
+
+def track_responses(outcomes: list[dict[str, TrackOutcome]]) -> list[TrackResponse]:
+    return [_response(o) for o in outcomes]
+
+
+def encoded_track_responses(outcomes: list[dict[str, TrackOutcome]]) -> list[bytes]:
+    """Each outcome's :class:`TrackResponse` as JSON; a batch has few distinct outcomes, so
+    each is encoded once."""
+    encoded: dict[tuple[tuple[str, TrackOutcome], ...], bytes] = {}
+    out = []
+    for outcome in outcomes:
+        key = tuple(outcome.items())
+        text = encoded.get(key)
+        if text is None:
+            text = encoded[key] = _response(outcome).model_dump_json().encode()
+        out.append(text)
+    return out
 
 
 @router.get(

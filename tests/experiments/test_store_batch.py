@@ -1,0 +1,209 @@
+"""A batch of events tracked in one call counts exactly as the same events tracked one by one.
+
+``Store.track`` groups a batch's events by shard, one script call per experiment shard and per
+activity shard (at most ``MAX_EVENTS_PER_CALL`` events each). Here the same events go to two
+stores on their own keyspaces, one batch against one call per event, and everything the store
+keeps must come out the same: outcomes, totals, daily and per-slice totals, raw logs and the
+activity log. Runs on both Redis kinds.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection, Connection
+
+from experiments.connection import connect
+from experiments.definitions import Experiment, Status, transition
+from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
+from experiments.store.tracking import MAX_EVENTS_PER_CALL
+from service.loops import run_sync
+from tests.conftest import RedisTarget
+from tests.experiments.test_store_metrics import DEFINITION as CAPPED
+from tests.support.store import StoreRunner
+
+T = TypeVar("T")
+DAY_MS = 86_400_000
+NOW_MS = (int(time.time() * 1000) // DAY_MS) * DAY_MS + DAY_MS // 2
+"""Today noon (UTC): remembered event ids expire by the server's clock, so times are real."""
+DEFINITION: dict[str, Any] = {
+    **CAPPED,  # conversion, capped revenue and orders, their ratio, a device dimension
+    "key": "batched",
+    "metrics": [
+        *CAPPED["metrics"],
+        {"name": "carts", "kind": "count", "event": "cart_view"},
+        {"name": "per_cart", "kind": "ratio", "numerator": "revenue", "denominator": "carts"},
+    ],
+    "shards": 2,
+    "slices": 4,
+}
+VISITORS = [f"v{i}" for i in range(40)]
+"""Exposed visitors; ``late-*`` are exposed after their first events, ``never-*`` never."""
+
+
+def _running() -> Experiment:
+    draft = Experiment.model_validate({**DEFINITION, "created_at": NOW_MS / 1000 - 7200})
+    return transition(draft, Status.RUNNING, now=NOW_MS / 1000 - 7200)
+
+
+def _events(count: int) -> list[TrackEvent]:
+    """Purchases and cart views over two days, with repeated ids (same and other visitor)."""
+    rng = random.Random(7)
+    people = [*VISITORS, "late-1", "late-2", "never-1", "never-2"]
+    events = []
+    for i in range(count):
+        visitor = rng.choice(people)
+        name = rng.choice(["purchase", "purchase", "cart_view"])
+        value = round(rng.uniform(0, 80), 2) if name == "purchase" else 0.0
+        event_id = rng.choice([None, f"id-{i}", f"id-{i % 25}"])  # id-0..24 repeat
+        at = NOW_MS - DAY_MS + i * 60_000  # spans two UTC days
+        events.append(TrackEvent(visitor, name, value, repr(value), at, event_id))
+    return events + events[:: count // 20]  # resent: with an id a duplicate, else counted again
+
+
+async def _expose(store: Store) -> Experiment:
+    experiment = await store.create_experiment(_running())
+    for i, visitor in enumerate(VISITORS):
+        device = ["mobile", "desktop", "tablet"][i % 3]
+        attributes = encode_attributes({"device": device})
+        await store.record_exposure(
+            experiment, visitor, i % 2, now_ms=NOW_MS - 2 * DAY_MS, attributes_json=attributes
+        )
+    for visitor in ("late-1", "late-2"):
+        await store.record_exposure(experiment, visitor, 1, now_ms=NOW_MS)
+    return experiment
+
+
+async def _state(store: Store, experiment: Experiment) -> dict[str, Any]:
+    """Everything the store keeps for the experiment and the activity log, comparable."""
+    logs = []
+    for shard in range(experiment.shards):
+        key = store.keys.shard(experiment.key, experiment.generation, shard, experiment.shards)
+        logs.append([fields for _, fields in await store.client.xrange(key.log) or []])
+    activity = [
+        [entry for _, entry in await store.activity_entries(a, count=100_000)]
+        for a in range(store.activity_shards)
+    ]
+    return {
+        "totals": await store.totals(experiment),
+        "daily": await store.daily_totals(experiment),
+        "device": await store.dimension_totals(experiment, "device"),
+        "logs": logs,
+        "activity": activity,
+    }
+
+
+def _run(
+    redis: RedisTarget, prefix: str, work: Callable[[Store], Awaitable[T]], **options: Any
+) -> T:
+    return StoreRunner(redis.url, prefix, cluster=redis.cluster)(work, **options)
+
+
+def test_a_batch_counts_as_its_events_one_by_one(
+    redis_server: RedisTarget, key_prefix: str
+) -> None:
+    events = _events(3 * MAX_EVENTS_PER_CALL)  # more than one call's worth per shard
+
+    async def batched(store: Store) -> tuple[list[dict[str, TrackOutcome]], dict[str, Any]]:
+        experiment = await _expose(store)
+        outcomes = await store.track([experiment], events, now_ms=NOW_MS)
+        return outcomes, await _state(store, experiment)
+
+    async def one_by_one(store: Store) -> tuple[list[dict[str, TrackOutcome]], dict[str, Any]]:
+        experiment = await _expose(store)
+        outcomes = []
+        for event in events:
+            outcomes += await store.track([experiment], [event], now_ms=NOW_MS)
+        return outcomes, await _state(store, experiment)
+
+    options = {"activity_shards": 4, "activity_slices": 4}
+    batch = _run(redis_server, f"{key_prefix}:batch", batched, **options)
+    single = _run(redis_server, f"{key_prefix}:single", one_by_one, **options)
+    assert batch[0] == single[0]
+    kinds = {o["batched"] for o in batch[0]}
+    assert kinds == {
+        TrackOutcome.CREDITED,
+        TrackOutcome.DUPLICATE,
+        TrackOutcome.NOT_EXPOSED,
+        TrackOutcome.BEFORE_EXPOSURE,
+    }
+    assert batch[1] == single[1]
+    assert batch[1]["totals"][0].n + batch[1]["totals"][1].n == len(VISITORS) + 2
+    assert sum(len(log) for log in batch[1]["activity"]) < len(events)  # ids seen twice: once
+
+
+def test_a_resent_batch_counts_nothing_again(redis_server: RedisTarget, key_prefix: str) -> None:
+    events = [e for e in _events(400) if e.event_id is not None]
+
+    async def work(store: Store) -> None:
+        experiment = await _expose(store)
+        first = await store.track([experiment], events, now_ms=NOW_MS)
+        before = await _state(store, experiment)
+        again = await store.track([experiment], events, now_ms=NOW_MS + 60_000)
+        assert await _state(store, experiment) == before
+        credited = [o["batched"] is TrackOutcome.CREDITED for o in first]
+        assert any(credited)
+        for was_credited, outcome in zip(credited, again, strict=True):
+            if was_credited:
+                assert outcome["batched"] is TrackOutcome.DUPLICATE
+
+    _run(redis_server, key_prefix, work)
+
+
+def test_a_batch_over_two_experiments_reports_each(
+    redis_server: RedisTarget, key_prefix: str
+) -> None:
+    async def work(store: Store) -> None:
+        first = await _expose(store)
+        other = await store.create_experiment(
+            transition(
+                Experiment.model_validate(
+                    {**DEFINITION, "key": "other", "created_at": NOW_MS / 1000 - 7200}
+                ),
+                Status.RUNNING,
+                now=NOW_MS / 1000 - 7200,
+            )
+        )
+        await store.record_exposure(other, "v1", 0, now_ms=NOW_MS - DAY_MS)
+        events = [
+            TrackEvent("v1", "purchase", 5.0, "5.0", NOW_MS, "a"),
+            TrackEvent("v2", "cart_view", 0.0, "0.0", NOW_MS, None),
+            TrackEvent("v1", "purchase", 5.0, "5.0", NOW_MS, "a"),
+        ]
+        outcomes = await store.track([first, other], events, now_ms=NOW_MS)
+        assert outcomes == [
+            {"batched": TrackOutcome.CREDITED, "other": TrackOutcome.CREDITED},
+            {"batched": TrackOutcome.CREDITED, "other": TrackOutcome.NOT_EXPOSED},
+            {"batched": TrackOutcome.DUPLICATE, "other": TrackOutcome.DUPLICATE},
+        ]
+
+    _run(redis_server, key_prefix, work)
+
+
+def test_every_connection_packs_commands_with_hiredis(redis_server: RedisTarget) -> None:
+    """A batch's script calls carry thousands of arguments: redis-py's Python packer is slow."""
+
+    async def work() -> list[str]:
+        client = connect(redis_server.url, cluster=redis_server.cluster)
+        try:
+            await client.ping()
+            if isinstance(client, aioredis.RedisCluster):
+                nodes = client.get_nodes()
+                kinds: list[type[AbstractConnection]] = [n.connection_class for n in nodes]
+                assert len(nodes) >= 3
+            else:
+                kinds = [client.connection_pool.connection_class]
+            packed = Connection.pack_command(Connection(), "EVALSHA", "abc", 1, "k", "é")
+            for kind in kinds:
+                assert kind.pack_command(kind(), "EVALSHA", "abc", 1, "k", "é") == [
+                    b"".join(packed)
+                ]
+            return [kind.__name__ for kind in kinds]
+        finally:
+            await client.aclose()
+
+    assert all("Packed" in name for name in run_sync(work))
