@@ -42,6 +42,12 @@ key                            type    contents
 ``P:{_auth:K}:epoch``          string  the session epoch of ``K``; bumping it revokes every
                                        session of ``K`` at once
 ``P:{_login:C}:failures``      string  failed sign-ins from client ``C`` in the current window
+``P:{_notify}:webhook``        string  the workspace's webhook: JSON ``{"url", "secret",
+                                       "updated_at"}``
+``P:{_notify}:sent``           hash    ``E:G:KIND[:M]`` -> the delivery id of that notification:
+                                       claimed once (``HSETNX``), never re-sent
+``P:{_notify}:deliveries``     stream  the last webhook delivery attempts (field ``d``, JSON),
+                                       capped with ``MAXLEN``
 =============================  ======  ===========================================================
 
 The hash tag puts everything one Lua script touches into one cluster slot. Visitors spread over
@@ -213,6 +219,18 @@ class Keyspace:
 
     def login_failures(self, client: str) -> str:
         return f"{self.prefix}:{{_login:{client}}}:failures"
+
+    @property
+    def webhook(self) -> str:
+        return f"{self.prefix}:{{_notify}}:webhook"
+
+    @property
+    def webhook_sent(self) -> str:
+        return f"{self.prefix}:{{_notify}}:sent"
+
+    @property
+    def webhook_deliveries(self) -> str:
+        return f"{self.prefix}:{{_notify}}:deliveries"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this keyspace (tests and tools, never requests)."""

@@ -252,12 +252,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from service.bandit import run_loop
 
             bandits = asyncio.create_task(run_loop(store, settings.bandit_interval_seconds))
+        from service.notify import Notifier
+
+        app.state.notifier = Notifier(store)
+        app.state.notifier.start(settings.notify_interval_seconds)
         try:
             yield
         finally:
             reclaim.cancel()
             if bandits is not None:
                 bandits.cancel()
+            await app.state.notifier.aclose()
             await app.state.definitions.aclose()
             await client.aclose()
             if embedded is not None:
@@ -277,7 +282,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Guard, hosts=settings.hosts, cors_origins=list(settings.cors_origins))
 
-    from service.api.routers import admin, bandit, export, growthbook, pages, public, sdk
+    from service.api.routers import admin, bandit, export, growthbook, pages, public, sdk, workspace
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
     every = (400, 405)  # a Host not allowed; a method the path does not serve
@@ -289,6 +294,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sdk.router, responses=error_responses(*every, 422, 503))
     app.include_router(growthbook.router, responses=error_responses(*every, 404, 422, 503))
     app.include_router(growthbook.admin_router, responses=admin_errors)
+    app.include_router(workspace.router, responses=admin_errors)
     app.include_router(pages.router)
     _document_plain_routes(app, {("/v1/assign", "get"): public.ASSIGN_ONE_OPENAPI})
     _offline_docs(app)
