@@ -256,6 +256,8 @@ class Notifier:
                 await self.check()
             except StoreUnavailableError as exc:
                 log.warning("notifications: store unavailable (%s); retrying", exc)
+            except Exception:  # a loop that died silently would send nothing, ever again
+                log.exception("notifications: the pass failed; the next one runs as usual")
             await asyncio.sleep(interval_seconds)
 
     async def check(self) -> list[str]:
@@ -301,7 +303,12 @@ class Notifier:
     def _spawn(self, work: Coroutine[Any, Any, DeliveryAttempt]) -> None:
         task = asyncio.create_task(work)
         self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[DeliveryAttempt]) -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("webhook delivery failed unexpectedly", exc_info=error)
 
     async def ping(self) -> DeliveryAttempt | None:
         """Send a ``ping`` event now, once (no retries), and return the attempt; ``None``
@@ -394,6 +401,9 @@ class Notifier:
         except httpx.TransportError as exc:
             error = f"could not connect or send: {type(exc).__name__}: {exc}"
             retryable = True
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            error = f"could not send: {type(exc).__name__}: {exc}"
+            retryable = False
         else:
             error, retryable = _judge(status, location)
         duration_ms = (time.perf_counter() - started) * 1000
