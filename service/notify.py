@@ -279,6 +279,9 @@ class Notifier:
             except AbacusError as exc:  # deleted meanwhile: the others go on
                 log.info("notifications: %s not read out: %s", key, exc)
                 continue
+            except Exception:  # one experiment's failing read-out must not starve the others
+                log.exception("notifications: the read-out of %s failed", key)
+                continue
             for found in find_notifications(results):
                 delivery_id = uuid.uuid4().hex
                 field = notification_field(key, experiment.generation, found.kind, found.metric)
