@@ -19,6 +19,7 @@ the loop, the other experiments' events nor any request; each attempt goes to th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -58,6 +59,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("abacus.notify")
+
+CLOSE_WAIT_SECONDS = 2.0
+"""How long stopping waits for the loop and the deliveries to end."""
 
 
 class _Frozen(BaseModel):
@@ -230,6 +234,7 @@ class Notifier:
         )
         self._deliveries: set[asyncio.Task[DeliveryAttempt]] = set()
         self._loop: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
 
     def start(self, interval_seconds: float) -> None:
         """Run :meth:`check` every ``interval_seconds`` in the background (0: never)."""
@@ -238,11 +243,17 @@ class Notifier:
 
     async def aclose(self) -> None:
         """Stop the loop and any delivery still retrying (what was claimed but not yet
-        delivered is not sent), then close the HTTP client."""
+        delivered is not sent), then close the HTTP client.
+
+        A Redis call in flight can absorb a cancellation (inside its connection pool's wait),
+        so the tasks also stop at their next step by themselves, and are awaited only briefly.
+        """
+        self._stopped.set()
         tasks = [t for t in (self._loop, *self._deliveries) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_WAIT_SECONDS)
         await self._http.aclose()
 
     async def idle(self) -> None:
@@ -251,14 +262,15 @@ class Notifier:
             await asyncio.gather(*self._deliveries, return_exceptions=True)
 
     async def _run(self, interval_seconds: float) -> None:
-        while True:
+        while not self._stopped.is_set():
             try:
                 await self.check()
             except StoreUnavailableError as exc:
                 log.warning("notifications: store unavailable (%s); retrying", exc)
             except Exception:  # a loop that died silently would send nothing, ever again
                 log.exception("notifications: the pass failed; the next one runs as usual")
-            await asyncio.sleep(interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), interval_seconds)
 
     async def check(self) -> list[str]:
         """One pass over the running experiments: claim and start sending every new event.
@@ -270,6 +282,8 @@ class Notifier:
         _, experiments = await self.store.definitions()
         started = []
         for key, experiment in sorted(experiments.items()):
+            if self._stopped.is_set():
+                break
             if experiment.status is not Status.RUNNING:
                 continue
             try:
@@ -371,7 +385,7 @@ class Notifier:
                 duration_ms=record.duration_ms,
             )
             await self._log(entry)
-            if wait is None:
+            if wait is None or self._stopped.is_set():
                 return entry
             await asyncio.sleep(wait)
             attempt += 1
