@@ -49,6 +49,12 @@ key                            type    contents
 ``P:{R}:secret``               string  the workspace secret share links are signed with
 ``P:{R}:audit:E``              list    the audit entries (JSON) of experiment ``E``, newest first
 ``P:{R}:audit``                list    every audit entry (JSON), newest first, bounded
+``P:{_notify}:webhook``        string  the workspace's webhook: JSON ``{"url", "secret",
+                                       "updated_at"}``
+``P:{_notify}:sent``           hash    ``E:G:KIND[:M]`` -> the delivery id of that notification:
+                                       claimed once (``HSETNX``), never re-sent
+``P:{_notify}:deliveries``     stream  the last webhook delivery attempts (field ``d``, JSON),
+                                       capped with ``MAXLEN``
 =============================  ======  ===========================================================
 
 The access and audit keys carry the definitions hash's name as their hash tag (``R``), so they
@@ -247,6 +253,18 @@ class Keyspace:
 
     def audit(self, experiment: str) -> str:
         return f"{self._access}:audit:{experiment}"
+
+    @property
+    def webhook(self) -> str:
+        return f"{self.prefix}:{{_notify}}:webhook"
+
+    @property
+    def webhook_sent(self) -> str:
+        return f"{self.prefix}:{{_notify}}:sent"
+
+    @property
+    def webhook_deliveries(self) -> str:
+        return f"{self.prefix}:{{_notify}}:deliveries"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this keyspace (tests and tools, never requests)."""

@@ -20,6 +20,11 @@ variable                          meaning                                       
 ``ABACUS_LOG_MAX_LENGTH``         length cap of each log stream (one per experiment      100000
                                   shard and per activity shard; 0 = no log is kept)
 ================================  =====================================================  ===========
+
+The background loops run every so many seconds, in [0, 86400], 0 turning a loop off (default
+60): ``ABACUS_BANDIT_INTERVAL_SECONDS`` steps the bandits that are due,
+``ABACUS_NOTIFY_INTERVAL_SECONDS`` checks the running experiments for webhook events
+(``docs/notifications.md``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,20 @@ def _check_admin_key(key: str) -> None:
         )
 
 
+def _interval(env: Mapping[str, str], name: str) -> float:
+    """A background loop's period: seconds in [0, 86400], 0 turning the loop off."""
+    given = env.get(name, "60")
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds <= 86_400:
+        raise ValueError(
+            f"{name} must be a number of seconds in [0, 86400] (0 = no loop), got {given!r}"
+        )
+    return seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
@@ -63,6 +82,8 @@ class Settings:
     """None: :data:`LOOPBACK_HOSTS` without an admin key, any host with one."""
     bandit_interval_seconds: float = 60.0
     """How often the service steps the bandits that are due; 0 turns the loop off."""
+    notify_interval_seconds: float = 60.0
+    """How often the service checks the running experiments for webhook events; 0: never."""
 
     def __post_init__(self) -> None:
         if self.admin_key is not None:
@@ -92,16 +113,8 @@ class Settings:
                 f"ABACUS_REDIS_TIMEOUT_SECONDS must be a number of seconds in (0, 600], got "
                 f"{timeout!r}"
             )
-        bandit = env.get("ABACUS_BANDIT_INTERVAL_SECONDS", "60")
-        try:
-            bandit_seconds = float(bandit)
-        except ValueError:
-            bandit_seconds = float("nan")
-        if not 0 <= bandit_seconds <= 86_400:
-            raise ValueError(
-                "ABACUS_BANDIT_INTERVAL_SECONDS must be a number of seconds in [0, 86400] "
-                f"(0 = no loop), got {bandit!r}"
-            )
+        bandit_seconds = _interval(env, "ABACUS_BANDIT_INTERVAL_SECONDS")
+        notify_seconds = _interval(env, "ABACUS_NOTIFY_INTERVAL_SECONDS")
         hosts = env.get("ABACUS_ALLOWED_HOSTS", "")
         return cls(
             allowed_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()) or None,
@@ -114,4 +127,5 @@ class Settings:
             key_prefix=env.get("ABACUS_KEY_PREFIX", "abacus"),
             log_max_length=int(length),
             bandit_interval_seconds=bandit_seconds,
+            notify_interval_seconds=notify_seconds,
         )

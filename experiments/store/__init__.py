@@ -11,8 +11,8 @@ packed encodings in :mod:`.codec`.
 :class:`Store` is put together from one part per job: definitions (:mod:`.definitions`),
 exposures and tracking (:mod:`.tracking`), read-outs (:mod:`.readouts`), the raw logs
 (:mod:`.logs`), the GrowthBook SDKs' client keys (:mod:`.client_keys`), browser sessions
-(:mod:`.sessions`), bandit periods (:mod:`.bandit`), and API keys, share links and the audit
-trail (:mod:`.access`).
+(:mod:`.sessions`), bandit periods (:mod:`.bandit`), API keys, share links and the audit
+trail (:mod:`.access`), and the workspace webhook (:mod:`.webhooks`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from experiments.store.tracking import (
     encode_attributes,
 )
 from experiments.store.tracking import TrackingMixin as _Tracking
+from experiments.store.webhooks import WebhooksMixin as _Webhooks
 
 __all__ = [
     "ARRIVAL_SLACK_MS",
@@ -62,5 +63,15 @@ __all__ = [
 ]
 
 
-class Store(_Definitions, _Tracking, _Readouts, _Logs, _ClientKeys, _Sessions, _Bandit, _Access):
+class Store(
+    _Definitions,
+    _Tracking,
+    _Readouts,
+    _Logs,
+    _ClientKeys,
+    _Sessions,
+    _Bandit,
+    _Access,
+    _Webhooks,
+):
     """Abacus's state in one Redis (or Redis Cluster) behind typed methods."""

@@ -279,12 +279,17 @@ def create_app(settings: Settings | None = None, *, fast_routes: bool = True) ->
             from service.bandit import run_loop
 
             bandits = asyncio.create_task(run_loop(store, settings.bandit_interval_seconds))
+        from service.notify import Notifier
+
+        app.state.notifier = Notifier(store)
+        app.state.notifier.start(settings.notify_interval_seconds)
         try:
             yield
         finally:
             reclaim.cancel()
             if bandits is not None:
                 bandits.cancel()
+            await app.state.notifier.aclose()
             await app.state.definitions.aclose()
             await client.aclose()
             if embedded is not None:
@@ -316,6 +321,7 @@ def create_app(settings: Settings | None = None, *, fast_routes: bool = True) ->
         public,
         sdk,
         share,
+        workspace,
     )
 
     app.add_route("/v1/assign", public.assign_one, methods=["GET"], include_in_schema=False)
@@ -331,6 +337,7 @@ def create_app(settings: Settings | None = None, *, fast_routes: bool = True) ->
     app.include_router(keys.router, responses=admin_errors)
     app.include_router(share.api_router, responses=admin_errors)
     app.include_router(audit.router, responses=admin_errors)
+    app.include_router(workspace.router, responses=admin_errors)
     app.include_router(pages.router)
     app.include_router(share.page_router)
     app.include_router(forms.router)

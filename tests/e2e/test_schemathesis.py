@@ -6,6 +6,8 @@ on any answer whose status, content type, headers or body the OpenAPI schema doe
 describe, and on every other check schemathesis has. One setting is stated rather than left at
 its default: a schema-valid request may be answered 422 when it breaks a rule JSON Schema cannot
 express (unique variant keys, weights summing to 1, a timestamp within the last seven days).
+The webhook points at a receiver on loopback and its ``PUT`` is left out, so no generated URL
+is ever sent to (its validation has its own tests in ``tests/service/test_notify.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from tests.conftest import ADMIN_KEY, RedisTarget
 from tests.service.conftest import BUYAKILT
 from tests.support.live_server import LiveServer
+from tests.support.webhook_receiver import Receiver
 
 EXAMPLES_PER_OPERATION = 20
 KEY = "schema-test"
@@ -37,6 +40,11 @@ parameters = {{ key = "{KEY}" }}
 include-path = "/v1/assign"
 include-method = "GET"
 parameters = {{ experiment = "{KEY}" }}
+
+[[operations]]
+include-path = "/v1/workspace/webhook"
+include-method = "PUT"
+enabled = false
 """
 
 
@@ -55,8 +63,12 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     env = {**redis_server.env(), "ABACUS_KEY_PREFIX": "schema", "ABACUS_ADMIN_KEY": ADMIN_KEY}
-    with LiveServer(env) as server:
+    with Receiver() as receiver, LiveServer(env) as server:
         auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        hook = httpx.put(
+            server.url + "/v1/workspace/webhook", json={"url": receiver.url}, headers=auth
+        )
+        assert hook.status_code == 200, hook.text
         created = httpx.post(
             server.url + "/v1/experiments", json={**BUYAKILT, "key": KEY}, headers=auth
         )

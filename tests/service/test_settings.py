@@ -31,3 +31,14 @@ def test_the_bandit_loop_interval_comes_from_the_environment() -> None:
     for value in ("-1", "often", "nan", "86401"):
         with pytest.raises(ValueError, match=f"ABACUS_BANDIT_INTERVAL_SECONDS .* got '{value}'"):
             Settings.from_env({"ABACUS_BANDIT_INTERVAL_SECONDS": value})
+
+
+def test_the_notifier_loop_interval_comes_from_the_environment() -> None:
+    assert Settings.from_env({}).notify_interval_seconds == 60.0
+    assert Settings.from_env({"ABACUS_NOTIFY_INTERVAL_SECONDS": "0"}).notify_interval_seconds == 0
+    assert (
+        Settings.from_env({"ABACUS_NOTIFY_INTERVAL_SECONDS": "0.5"}).notify_interval_seconds == 0.5
+    )
+    for value in ("-1", "often", "nan", "86401"):
+        with pytest.raises(ValueError, match=f"ABACUS_NOTIFY_INTERVAL_SECONDS .* got '{value}'"):
+            Settings.from_env({"ABACUS_NOTIFY_INTERVAL_SECONDS": value})
