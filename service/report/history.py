@@ -53,6 +53,7 @@ class AccessView:
 
     history: list[HistoryRow]
     csrf: str | None
+    signed_in: bool = False  # a browser session: the page offers to sign out
 
 
 def _shown(value: JsonValue) -> str:

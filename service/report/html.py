@@ -131,9 +131,11 @@ def dashboard_html(
     query: DashboardQuery | None = None,
     *,
     editor: bool = False,
+    signed_in: bool = False,
 ) -> str:
     """The experiments ``query`` selects (every one not archived by default) with their primary
-    metric's lift and verdict badge; ``editor`` adds the link to the create form."""
+    metric's lift and verdict badge; ``editor`` adds the link to the create form, ``signed_in``
+    the sign-out button of a browser session."""
     query = query or DashboardQuery()
     listing = select(items, query)
     rows = [dashboard_row(e, r) for e, r in listing.items]
@@ -147,6 +149,7 @@ def dashboard_html(
         chart = _lift_charts(chart_rows, "lift-dashboard", "confidence", title)
     return render(
         "dashboard.html",
+        signed_in=signed_in,
         rows=rows,
         chart=chart,
         query=query,

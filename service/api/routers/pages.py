@@ -140,9 +140,10 @@ def _dashboard(
     now: float,
     query: DashboardQuery,
     editor: bool,
+    signed_in: bool,
 ) -> str:
     items = [(e, _results(e, d, now)) for e, d in zip(experiments, data, strict=True)]
-    return dashboard_html(items, query, editor=editor)
+    return dashboard_html(items, query, editor=editor, signed_in=signed_in)
 
 
 def _report(
@@ -174,7 +175,10 @@ async def dashboard(
     experiments = sorted(by_key.values(), key=lambda e: (-(e.created_at or 0), e.key))
     data = list(await asyncio.gather(*(_data(store, e) for e in experiments)))
     editor = _editor(principal)
-    html = await run_in_threadpool(_dashboard, experiments, data, time.time(), query, editor)
+    signed_in = principal.via == "session"
+    html = await run_in_threadpool(
+        _dashboard, experiments, data, time.time(), query, editor, signed_in
+    )
     return HTMLResponse(html)
 
 
@@ -188,7 +192,8 @@ async def report(request: Request, key: str, store: StoreDep) -> Response:
     except ExperimentNotFoundError:
         return HTMLResponse(not_found_html(key), status_code=404)
     history = history_rows(await store.audit_entries(key, limit=HISTORY_ROWS))
-    access = AccessView(history, csrf_token(request) if _editor(principal) else None)
+    csrf = csrf_token(request) if _editor(principal) else None
+    access = AccessView(history, csrf, signed_in=principal.via == "session")
     return await report_page(request, store, experiment, access)
 
 
