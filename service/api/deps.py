@@ -22,10 +22,10 @@ __all__ = [
     "AdminOnly",
     "Definitions",
     "Editor",
+    "EditorForm",
     "SettingsDep",
     "StoreDep",
     "Viewer",
-    "is_admin",
     "require",
 ]
 
@@ -43,11 +43,6 @@ async def _definitions(request: Request) -> DefinitionCache:
 async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-async def is_admin(request: Request) -> bool:
-    """Whether the request may read admin data (any role; see :mod:`service.api.principal`)."""
-    return await current(request) is not None
 
 
 def _unauthorised() -> HTTPException:
@@ -98,3 +93,5 @@ Actor = Annotated[Principal, Depends(_by_method)]
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 Editor = Annotated[Principal, Depends(require(Role.EDITOR))]
 AdminOnly = Annotated[Principal, Depends(require(Role.ADMIN))]
+EditorForm = Annotated[Principal, Depends(require(Role.EDITOR, from_session=True))]
+"""An editor or admin posting a page form (a session counts; the route checks the CSRF token)."""

@@ -9,7 +9,6 @@ nothing; a revoked key's and a logged-out session's next request gets 401.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from experiments.definitions import Experiment, Status, transition
 from experiments.store import Store, TrackEvent
 from service.api.auth import SESSION_COOKIE
+from service.api.principal import csrf_token
 from tests.conftest import ADMIN_KEY, LiveServer, RedisTarget
 from tests.e2e.conftest import assert_clean, serve_prefix
 
@@ -160,9 +161,10 @@ def test_a_viewer_signs_in_and_reads_but_cannot_change(
 
 
 def _session_token(page: Any) -> str:
-    """The CSRF token of the page's session, as the service derives it for its forms."""
+    """The CSRF token of the page's session, derived by the service's own function."""
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
-    return hashlib.sha256(b"abacus csrf" + cookie.encode()).hexdigest()
+    scope = {"type": "http", "headers": [(b"cookie", f"{SESSION_COOKIE}={cookie}".encode())]}
+    return csrf_token(Request(scope))
 
 
 def test_a_viewer_sees_no_change_control_and_the_page_forms_refuse_them(

@@ -25,7 +25,7 @@ from experiments.store import Store
 from service import changes
 from service.api.app import STATUS_OF, errors_message, field_errors
 from service.api.definitions_cache import DefinitionCache
-from service.api.deps import Definitions, StoreDep, require
+from service.api.deps import Definitions, EditorForm, StoreDep
 from service.api.principal import CSRF_FIELD, Principal, Role, csrf_token, csrf_valid, current
 from service.forms import FormState, form_of, read_patch, read_spec
 from service.report.html import confirm_html, experiment_form_html, refused_html
@@ -34,7 +34,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
-EditorForm = Annotated[Principal, Depends(require(Role.EDITOR, from_session=True))]
 _TARGET: dict[str, Status] = {
     "start": Status.RUNNING,
     "pause": Status.PAUSED,

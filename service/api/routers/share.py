@@ -13,15 +13,15 @@ import time
 from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from experiments.errors import ConflictError, ExperimentNotFoundError
 from experiments.store import ShareLinkRecord, Store
 from service import sharing
-from service.api.deps import Editor, StoreDep, require
-from service.api.principal import CSRF_FIELD, Principal, Role, csrf_valid
+from service.api.deps import Editor, EditorForm, StoreDep
+from service.api.principal import CSRF_FIELD, Principal, csrf_valid
 from service.api.routers.pages import report_page
 from service.audit import entry
 from service.report.html import share_message_html
@@ -153,12 +153,9 @@ async def shared_report(request: Request, token: str, store: StoreDep) -> HTMLRe
     return await report_page(request, store, experiment, None)
 
 
-_FormEditor = Annotated[Principal, Depends(require(Role.EDITOR, from_session=True))]
-
-
 @page_router.post("/experiments/{key}/share-links", response_class=HTMLResponse)
 async def create_from_report(
-    request: Request, key: str, store: StoreDep, actor: _FormEditor
+    request: Request, key: str, store: StoreDep, actor: EditorForm
 ) -> HTMLResponse:
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     if not csrf_valid(request, form.get(CSRF_FIELD, [""])[0]):
