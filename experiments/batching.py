@@ -45,7 +45,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from experiments.connection import REDIS_FAILURES, Client, is_closed_transport
+from experiments.connection import REDIS_FAILURES, Client, LanedRedis, is_closed_transport
 
 __all__ = ["CallBatcher", "ScriptBatcher", "ScriptCall", "run_pipelined"]
 
@@ -69,9 +69,12 @@ class CallBatcher:
     across two pipelines; a pipeline holds about ``max_batch`` calls.
     """
 
-    def __init__(self, client: Client, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, client: Client, *, max_batch: int = 256, timeout_seconds: float | None = None
+    ) -> None:
         self.client = client
         self.max_batch = max_batch
+        self.timeout_seconds = timeout_seconds
         self._pending: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]] = []
         self._scheduled = False
 
@@ -93,11 +96,29 @@ class CallBatcher:
         size = 0
         for item in pending:
             if group and size + len(item[0]) > self.max_batch:
-                loop.create_task(self._flush(group))
+                self._start_group(loop, group)
                 group, size = [], 0
             group.append(item)
             size += len(item[0])
-        loop.create_task(self._flush(group))
+        self._start_group(loop, group)
+
+    def _start_group(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        group: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]],
+    ) -> None:
+        """Send ``group``; with a timeout, its callers are answered by then whatever happens.
+
+        One timer per round trip, not per caller: past it, every caller still waiting gets a
+        ``TimeoutError`` and the round trip is cancelled but not waited for (a cancellation can
+        be absorbed inside a connection pool's wait, and the call then runs on to its own
+        socket timeout). A call that timed out may have run; it is never resent.
+        """
+        task = loop.create_task(self._flush(group))
+        if self.timeout_seconds is None:
+            return
+        timer = loop.call_later(self.timeout_seconds, _expire, group, task, self.timeout_seconds)
+        task.add_done_callback(lambda _: timer.cancel())
 
     async def _flush(
         self, group: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]]
@@ -118,6 +139,17 @@ class CallBatcher:
                     settle(index, result)
         except Exception as exc:  # every waiter learns the failure, typed by the caller
             settle.rest(exc)
+
+
+def _expire(
+    group: Sequence[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]],
+    task: asyncio.Task[None],
+    seconds: float,
+) -> None:
+    for _, future in group:
+        if not future.done():
+            future.set_exception(RedisTimeoutError(f"no answer within {seconds:g} s"))
+    task.cancel()
 
 
 class _Settlement:
@@ -149,10 +181,17 @@ class _Settlement:
 class ScriptBatcher:
     """Runs calls of one registered script, pipelining those that arrive together."""
 
-    def __init__(self, client: Client, script: AsyncScript, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        client: Client,
+        script: AsyncScript,
+        *,
+        max_batch: int = 256,
+        timeout_seconds: float | None = None,
+    ) -> None:
         self.client = client
         self.script = script
-        self._calls = CallBatcher(client, max_batch=max_batch)
+        self._calls = CallBatcher(client, max_batch=max_batch, timeout_seconds=timeout_seconds)
 
     async def call(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         (result,) = await self._calls.run([(self.script, keys, args)])
@@ -189,6 +228,11 @@ async def run_pipelined(client: Client, calls: Sequence[ScriptCall]) -> list[Any
 
 
 async def _send(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    lane = client.lane if isinstance(client, LanedRedis) else None
+    if lane is not None:
+        return await lane.run(
+            [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+        )
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
         pipe.evalsha(script.sha, len(keys), *keys, *args)

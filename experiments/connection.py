@@ -32,11 +32,13 @@ from redis.connection import HiredisRespSerializer
 from redis.exceptions import RedisClusterException, RedisError
 
 from experiments.errors import StoreUnavailableError
+from experiments.lane import Lane
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "REDIS_FAILURES",
     "Client",
+    "LanedRedis",
     "connect",
     "guard",
     "guarded",
@@ -121,6 +123,18 @@ def _pack_with_hiredis(client: aioredis.RedisCluster) -> None:
         node.connection_class = kind
 
 
+class LanedRedis(aioredis.Redis):
+    """The single-server client, with a :class:`~experiments.lane.Lane` beside its pool for
+    the store's batched script calls (None for TLS: those go through the pool)."""
+
+    lane: Lane | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self.lane is not None:
+            await self.lane.aclose()
+        await super().aclose(close_connection_pool)
+
+
 def connect(
     url: str,
     *,
@@ -160,7 +174,9 @@ def connect(
     )
     pool.connection_class = cast(type[Connection], _packed(pool.connection_class))
     # from_pool: the client owns the pool, so aclose() closes its connections too.
-    return aioredis.Redis.from_pool(pool)
+    client = LanedRedis.from_pool(pool)
+    client.lane = Lane.of_pool(pool, timeout_seconds)
+    return client
 
 
 async def guard(call: Awaitable[T], *, timeout_seconds: float | None = None) -> T:

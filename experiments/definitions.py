@@ -428,7 +428,10 @@ class Experiment(ExperimentSpec):
 
     @property
     def variant_keys(self) -> list[str]:
-        return [v.key for v in self.variants]
+        cached: list[str] | None = self.__dict__.get("_variant_keys")
+        if cached is None:
+            cached = self.__dict__["_variant_keys"] = [v.key for v in self.variants]
+        return cached
 
     def events(self) -> set[str]:
         """The event names any metric of this experiment reads."""

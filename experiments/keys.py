@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import binascii
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 __all__ = [
@@ -185,9 +185,16 @@ class ActivityKeys:
         return f"{self.base}:i:{slice_}:{part}"
 
 
+_MAX_SHARD_KEYS = 65_536
+"""Shard key sets a keyspace keeps built (emptied past it; 64 per experiment generation)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Keyspace:
     prefix: str = "abacus"
+    _shards: dict[tuple[str, int, int, int], ShardKeys] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def definitions(self) -> str:
@@ -198,7 +205,14 @@ class Keyspace:
         return f"{self.prefix}:client-keys"
 
     def shard(self, experiment: str, generation: int, shard: int, shards: int) -> ShardKeys:
-        return ShardKeys(f"{self.prefix}:{{{_tag(experiment, shard, shards)}}}:{generation}")
+        place = (experiment, generation, shard, shards)
+        keys = self._shards.get(place)
+        if keys is None:  # asked on every exposure and event: built once
+            if len(self._shards) >= _MAX_SHARD_KEYS:
+                self._shards.clear()
+            tag = _tag(experiment, shard, shards)
+            keys = self._shards[place] = ShardKeys(f"{self.prefix}:{{{tag}}}:{generation}")
+        return keys
 
     def dimension_values(self, experiment: str, generation: int) -> str:
         """The registry of an experiment generation's dimension values (its own slot)."""

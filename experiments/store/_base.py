@@ -44,6 +44,7 @@ class StoreBase:
         activity_shards: int = 64,
         activity_slices: int = 256,
         on_activity_failure: Callable[[int], None] | None = None,
+        timeout_seconds: float | None = None,
     ) -> None:
         if activity_shards < 1 or activity_slices < 1:
             raise ValueError(
@@ -59,6 +60,7 @@ class StoreBase:
         self.activity_shards = activity_shards
         self.activity_slices = activity_slices
         self.on_activity_failure = on_activity_failure
+        self.timeout_seconds = timeout_seconds
         self._activity_keys = [
             self.keys.activity(a, activity_shards) for a in range(activity_shards)
         ]
@@ -78,9 +80,10 @@ class StoreBase:
         self._access_script = client.register_script(ACCESS.source)
         self._secret = client.register_script(SECRET.source)
         # concurrent assignment requests share round trips (see experiments/batching.py)
-        self._assign_batcher = ScriptBatcher(client, self._assign)
+        # and are answered within timeout_seconds (one timer per round trip)
+        self._assign_batcher = ScriptBatcher(client, self._assign, timeout_seconds=timeout_seconds)
         # the script calls of every caller in one tick share a round trip too
-        self._calls = CallBatcher(client)
+        self._calls = CallBatcher(client, timeout_seconds=timeout_seconds)
 
     # -- where things live ---------------------------------------------------------------------
 

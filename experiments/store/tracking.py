@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from experiments.connection import REDIS_FAILURES, guarded
+from experiments.connection import REDIS_FAILURES, guard, guarded
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import StoreUnavailableError
 from experiments.keys import ActivityKeys as ActivityKeysOfShard
@@ -271,13 +271,13 @@ class TrackingMixin(StoreBase):
         variant_index: int | None,
         now_ms: int,
         attributes_json: str,
-        slices: str,
+        slices: str = "",
     ) -> tuple[list[str], list[str | int]]:
         k, place = self._place(experiment, visitor_id)
         day = codec.day_of(now_ms)
         visitor = codec.pack_visitor(visitor_id)
-        keys = AssignKeys(k.assign(place.slice), k.agg, k.day(day), k.days, k.log)
-        dimension_aggs = [k.dimension(d) for d in range(len(slices))]
+        keys = [*AssignKeys(k.assign(place.slice), k.agg, k.day(day), k.days, k.log)]
+        keys += [k.dimension(d) for d in range(len(slices))]
         index = -1 if variant_index is None else variant_index
         args = AssignArgs(
             visitor,
@@ -288,7 +288,7 @@ class TrackingMixin(StoreBase):
             codec.exposure_entry(visitor, max(index, 0), now_ms, attributes_json),
             slices,
         )
-        return [*keys, *dimension_aggs], list(args)
+        return keys, list(args)
 
     async def _slices(
         self, experiment: Experiment, variant_index: int | None, attributes_json: str
@@ -356,14 +356,33 @@ class TrackingMixin(StoreBase):
         now_ms: int,
         attributes_json: str = "{}",
     ) -> list[Exposure]:
-        """:meth:`record_exposure` for several experiments in one round trip."""
-        slices = [
-            await self._slices(e, index, attributes_json)
-            if e.dimensions and index is not None
-            else ""
-            for e, index in calls
-        ]
-        if len(calls) == 1:  # the hot path: one script call, coalesced with its neighbours
+        """:meth:`record_exposure` for several experiments in one round trip.
+
+        Answered within the store's ``timeout_seconds`` (when it has one), however many calls
+        it makes: the calls go through the batchers, whose round trips have that deadline, and
+        the dimension registrations a first exposure may need are bounded as a whole.
+        """
+        if len(calls) == 1 and not calls[0][0].dimensions:
+            # the hot path: one script call, coalesced with its neighbours
+            experiment, index = calls[0]
+            keys, args = self._assign_call(experiment, visitor_id, index, now_ms, attributes_json)
+            return [Exposure.from_reply(await self._assign_batcher.call(keys, args))]
+        if any(e.dimensions and index is not None for e, index in calls):
+            return await guard(
+                self._record_with_slices(calls, visitor_id, now_ms, attributes_json),
+                timeout_seconds=self.timeout_seconds,
+            )
+        return await self._record_with_slices(calls, visitor_id, now_ms, attributes_json)
+
+    async def _record_with_slices(
+        self,
+        calls: Sequence[tuple[Experiment, int | None]],
+        visitor_id: str,
+        now_ms: int,
+        attributes_json: str,
+    ) -> list[Exposure]:
+        slices = [await self._slices(e, index, attributes_json) for e, index in calls]
+        if len(calls) == 1:
             experiment, index = calls[0]
             keys, args = self._assign_call(
                 experiment, visitor_id, index, now_ms, attributes_json, slices[0]

@@ -263,6 +263,7 @@ def create_app(settings: Settings | None = None, *, fast_routes: bool = True) ->
             Keyspace(settings.key_prefix),
             log_max_length=settings.log_max_length,
             on_activity_failure=metrics.activity_log_failures.inc,
+            timeout_seconds=settings.redis_timeout_seconds,
         )
         app.state.settings = settings
         app.state.admin_key = (
