@@ -153,7 +153,7 @@ class Lane:
 
 
 class _Batch:
-    __slots__ = ("future", "count", "replies")
+    __slots__ = ("count", "future", "replies")
 
     def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
         self.future = future
