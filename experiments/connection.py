@@ -174,9 +174,9 @@ def connect(
     )
     pool.connection_class = cast(type[Connection], _packed(pool.connection_class))
     # from_pool: the client owns the pool, so aclose() closes its connections too.
-    client = LanedRedis.from_pool(pool)
-    client.lane = Lane.of_pool(pool, timeout_seconds)
-    return client
+    single = LanedRedis.from_pool(pool)
+    single.lane = Lane.of_pool(pool, timeout_seconds)
+    return single
 
 
 async def guard(call: Awaitable[T], *, timeout_seconds: float | None = None) -> T:

@@ -42,6 +42,11 @@ __all__ = ["Lane"]
 Command = Sequence[str | int]
 
 
+def _pack(command: Command) -> bytes:
+    # hiredis's stub types the argument as a 1-tuple; any tuple of str, int or bytes is taken
+    return hiredis.pack_command(cast(Any, tuple(command)))
+
+
 class Lane:
     """A pipelined connection to one Redis server; :meth:`run` sends a batch of commands."""
 
@@ -97,7 +102,7 @@ class Lane:
         protocol = self._protocol
         if protocol is None or not protocol.usable():
             protocol = await self._open()
-        data = b"".join([hiredis.pack_command(tuple(command)) for command in commands])
+        data = b"".join([_pack(command) for command in commands])
         return await protocol.send(data, len(commands), self.timeout_seconds)
 
     async def _open(self) -> _Protocol:
@@ -134,7 +139,7 @@ class Lane:
         if self.db:
             hello.append(("SELECT", self.db))
         if hello:
-            data = b"".join(hiredis.pack_command(tuple(command)) for command in hello)
+            data = b"".join(_pack(command) for command in hello)
             try:
                 replies = await protocol.send(data, len(hello), self.timeout_seconds)
             except BaseException:
