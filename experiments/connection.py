@@ -174,7 +174,7 @@ def connect(
     )
     pool.connection_class = cast(type[Connection], _packed(pool.connection_class))
     # from_pool: the client owns the pool, so aclose() closes its connections too.
-    single = LanedRedis.from_pool(pool)
+    single = cast(LanedRedis, LanedRedis.from_pool(pool))  # from_pool is typed as Redis
     single.lane = Lane.of_pool(pool, timeout_seconds)
     return single
 

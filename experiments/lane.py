@@ -44,7 +44,7 @@ Command = Sequence[str | int]
 
 def _pack(command: Command) -> bytes:
     # hiredis's stub types the argument as a 1-tuple; any tuple of str, int or bytes is taken
-    return hiredis.pack_command(cast(Any, tuple(command)))
+    return cast(bytes, hiredis.pack_command(cast(Any, tuple(command))))
 
 
 class Lane:

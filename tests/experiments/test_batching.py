@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from redis.asyncio.cluster import ClusterNode, PipelineCommand
 from redis.exceptions import RedisError
 
 from experiments.batching import CallBatcher, ScriptBatcher, ScriptCall, run_pipelined
-from experiments.connection import Client
+from experiments.connection import Client, LanedRedis
+from experiments.lane import Command
 from experiments.store import connect
 from tests.conftest import RedisTarget
 from tests.support.redis_cluster import RedisCluster
@@ -27,7 +29,8 @@ return ARGV[2]
 
 
 class RoundTrips:
-    """Counts pipelines sent: client pipelines on one server, node pipelines on a cluster."""
+    """Counts round trips: batches on one server's lane (or its client's pipelines), node
+    pipelines on a cluster."""
 
     def __init__(self, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sent = 0
@@ -39,6 +42,15 @@ class RoundTrips:
                 return await original(node, commands)
 
             monkeypatch.setattr(ClusterNode, "execute_pipeline", on_node)
+        elif isinstance(client, LanedRedis) and client.lane is not None:
+            lane = client.lane
+            run = lane.run
+
+            async def on_lane(commands: Sequence[Command]) -> list[Any]:
+                self.sent += 1
+                return await run(commands)
+
+            monkeypatch.setattr(lane, "run", on_lane)
         else:
             pipeline = client.pipeline
 
