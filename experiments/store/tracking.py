@@ -99,6 +99,8 @@ class TrackEvent:
 
 def encode_attributes(attributes: Mapping[str, object] | None) -> str:
     """Attributes as compact, key-sorted JSON (the form the log keeps)."""
+    if not attributes:
+        return "{}"
     return json.dumps(attributes or {}, separators=(",", ":"), sort_keys=True)
 
 
@@ -381,7 +383,10 @@ class TrackingMixin(StoreBase):
         now_ms: int,
         attributes_json: str,
     ) -> list[Exposure]:
-        slices = [await self._slices(e, index, attributes_json) for e, index in calls]
+        slices = [
+            await self._slices(e, index, attributes_json) if e.dimensions else ""
+            for e, index in calls
+        ]
         if len(calls) == 1:
             experiment, index = calls[0]
             keys, args = self._assign_call(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
@@ -284,6 +285,11 @@ def create_app(settings: Settings | None = None, *, fast_routes: bool = True) ->
 
         app.state.notifier = Notifier(store)
         app.state.notifier.start(settings.notify_interval_seconds)
+        # What is alive now (modules, the app, its routes and schemas: hundreds of thousands of
+        # objects) lives as long as the process. Moved out of the collector's reach, a full
+        # collection no longer walks it: measured in process, GET /v1/assign's CPU per
+        # request fell from about 140 µs to about 87 µs (bench/profile_inprocess.py).
+        gc.freeze()
         try:
             yield
         finally:
