@@ -12,9 +12,12 @@ all of them alike:
 - ``POST /v1/track/batch`` with 1,000 such events per request from 4 connections;
 - ``GET /v1/assign`` and the hello-world again with ``--workers 2``.
 
-Prints, per endpoint, requests/s, p50 and p99 (medians over rounds), every ratio the service
-is held to (median and range over rounds), credited events counted from the responses, and
-exposures recorded in Redis against requests answered.
+Prints, per endpoint, requests/s, p50 and p99 (medians over rounds) and the CPU time the
+server's processes and redis-server spent per request answered (read from ``/proc`` and
+``INFO cpu``: on a shared machine it moves much less than requests/s, and the server's figure
+against the hello-world's is the ratio the app reaches once its core is the bottleneck), every
+ratio the service is held to (median and range over rounds), credited events counted from the
+responses, and exposures recorded in Redis against requests answered.
 
     python bench/bench_assign.py [--rounds 5] [--seconds 8] [--connections 64]
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import re
 import shutil
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import redis as redis_client
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -133,6 +138,10 @@ class Run:
     seconds: float
     non_2xx: int
     credited: int
+    server_cpu_us: float | None = None
+    """CPU time of the server's processes (all its workers) per request answered."""
+    redis_cpu_us: float | None = None
+    """CPU time of redis-server per request answered."""
 
 
 @dataclass(frozen=True)
@@ -259,15 +268,60 @@ def exposures(url: str, key: str) -> int:
     return int(sum(results.json()["srm"]["visitors"].values()))
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process and its children (uvicorn's workers), from
+    ``/proc``; None where there is no ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for each in (pid, *map(int, children)):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def redis_cpu_seconds(url: str) -> float:
+    info = redis_client.Redis.from_url(url).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def measured(
+    url: str, scenario: Scenario, seconds: int, tmp: Path, run: str, pid: int, redis_url: str
+) -> Run:
+    """:func:`wrk`, plus the CPU the server and redis-server spent per request answered: a
+    figure the machine's noise moves much less than requests per second."""
+    server_before, redis_before = cpu_seconds(pid), redis_cpu_seconds(redis_url)
+    result = wrk(url, scenario, seconds, tmp, run)
+    server_after, redis_after = cpu_seconds(pid), redis_cpu_seconds(redis_url)
+    answered = max(result.answered, 1)
+    server = (
+        None
+        if server_before is None or server_after is None
+        else (server_after - server_before) / answered * 1e6
+    )
+    redis_us = (redis_after - redis_before) / answered * 1e6
+    return dataclasses.replace(result, server_cpu_us=server, redis_cpu_us=redis_us)
+
+
 def interleaved(
-    scenarios: Sequence[Scenario], urls: dict[str, str], rounds: int, seconds: int, tmp: Path
+    scenarios: Sequence[Scenario],
+    servers: dict[str, Server],
+    rounds: int,
+    seconds: int,
+    tmp: Path,
+    redis_url: str,
 ) -> dict[str, list[Run]]:
     """Every scenario once per round, the order reversed every other round."""
     runs: dict[str, list[Run]] = {s.name: [] for s in scenarios}
     for r in range(rounds):
         for scenario in scenarios if r % 2 == 0 else reversed(scenarios):
-            url = urls[scenario.server]
-            runs[scenario.name].append(wrk(url, scenario, seconds, tmp, f"{scenario.name}{r}"))
+            server = servers[scenario.server]
+            pid, name = server.process.pid, f"{scenario.name}{r}"
+            run = measured(server.url, scenario, seconds, tmp, name, pid, redis_url)
+            runs[scenario.name].append(run)
     return runs
 
 
@@ -309,7 +363,7 @@ def main() -> int:
         redis = stack.enter_context(EmbeddedRedis(Path(tmp) / "data"))
         env = {**os.environ, "ABACUS_REDIS_URL": redis.url}
         env.pop("ABACUS_ADMIN_KEY", None)
-        urls: dict[str, str] = {}
+        servers: dict[str, Server] = {}
         for name, target, factory, workers, ready in (
             ("hello", "bench.hello_app:app", False, 1, "/"),
             ("app", "service.api.app:create_app", True, 1, "/healthz"),
@@ -317,13 +371,15 @@ def main() -> int:
             ("app2", "service.api.app:create_app", True, 2, "/healthz"),
         ):
             server = serving(target, factory=factory, workers=workers, env=env, ready=ready)
-            urls[name] = stack.enter_context(server).url
+            servers[name] = stack.enter_context(server)
+        urls = {name: server.url for name, server in servers.items()}
         prepare(urls["app"])
         for scenario in (*one_worker, *two_workers):  # warm every path up once
             wrk(urls[scenario.server], scenario, 1, Path(tmp), f"warm-{scenario.name[:6]}")
         warm_get = exposures(urls["app"], "get-one")
-        runs = interleaved(one_worker, urls, args.rounds, args.seconds, Path(tmp))
-        runs |= interleaved(two_workers, urls, args.rounds, args.seconds, Path(tmp))
+        rounds, seconds = args.rounds, args.seconds
+        runs = interleaved(one_worker, servers, rounds, seconds, Path(tmp), redis.url)
+        runs |= interleaved(two_workers, servers, rounds, seconds, Path(tmp), redis.url)
         recorded = exposures(urls["app"], "get-one") - warm_get
     report(runs, recorded)
     return 0
@@ -337,13 +393,22 @@ def report(runs: dict[str, list[Run]], recorded_get: int) -> None:
         f"server: uvicorn {version('uvicorn')} for both apps ({' '.join(UVICORN_FLAGS[2:7])}); "
         f"{os.cpu_count()} cores, load average {load} at the end"
     )
-    print(f"{'endpoint':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
+    print(
+        f"{'endpoint':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}"
+        f"{'server CPU µs/req':>20}{'redis µs/req':>14}"
+    )
+
+    def cpu(values: list[float | None]) -> str:
+        known = [v for v in values if v is not None]
+        return f"{statistics.median(known):.0f}" if known else "n/a"
+
     for name, rs in runs.items():
         print(
             f"{name:<24}{statistics.median(r.rps for r in rs):>10.0f}"
             f"{statistics.median(r.p50_ms for r in rs):>10.2f}"
             f"{statistics.median(r.p99_ms for r in rs):>10.2f}"
             f"{sum(r.non_2xx for r in rs):>10d}"
+            f"{cpu([r.server_cpu_us for r in rs]):>20}{cpu([r.redis_cpu_us for r in rs]):>14}"
         )
     print()
     print("ratios against the bare FastAPI hello-world (same flags, its own process):")
