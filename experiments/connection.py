@@ -58,6 +58,9 @@ long enough that a burst which saturates a worker is queued, not refused."""
 
 REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 """What redis-py raises when the store cannot answer (the cluster errors are not RedisErrors)."""
+_TRANSLATED: tuple[type[Exception], ...] = (*REDIS_FAILURES, RuntimeError, AttributeError)
+"""What :func:`guard` looks at: Redis failures, and the closed transports of
+:func:`is_closed_transport`."""
 
 CLUSTER_CONNECTIONS_PER_NODE = 512
 """redis-py's cluster pool does not wait for a free connection (it raises beyond its size), so
@@ -197,12 +200,19 @@ async def guard(call: Awaitable[T], *, timeout_seconds: float | None = None) -> 
             task.add_done_callback(_retrieve)
             raise StoreUnavailableError(f"redis: no answer within {timeout_seconds} s")
         return task.result()
-    except REDIS_FAILURES as exc:
-        raise StoreUnavailableError(f"redis: {exc}") from exc
-    except (RuntimeError, AttributeError) as exc:
-        if not is_closed_transport(exc):
+    except _TRANSLATED as exc:
+        if (ours := _as_ours(exc)) is None:
             raise
-        raise StoreUnavailableError(f"redis: connection closed ({exc})") from exc
+        raise ours from exc
+
+
+def _as_ours(exc: Exception) -> StoreUnavailableError | None:
+    """A Redis failure as :class:`StoreUnavailableError`; None for any other error."""
+    if isinstance(exc, REDIS_FAILURES):
+        return StoreUnavailableError(f"redis: {exc}")
+    if is_closed_transport(exc):
+        return StoreUnavailableError(f"redis: connection closed ({exc})")
+    return None
 
 
 def is_closed_transport(exc: BaseException) -> bool:
@@ -238,7 +248,12 @@ def guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """Decorate a coroutine function so its Redis failures are raised as ours."""
 
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await guard(fn(*args, **kwargs))
+        try:  # guard(fn(...)) without its frame: the hot path goes through here
+            return await fn(*args, **kwargs)
+        except _TRANSLATED as exc:
+            if (ours := _as_ours(exc)) is None:
+                raise
+            raise ours from exc
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__

@@ -84,6 +84,15 @@ class DefinitionCache:
         if self._refresh is not None:
             await asyncio.gather(self._refresh, return_exceptions=True)
 
+    def peek(self, key: str) -> Experiment | None:
+        """``key``'s definition when the copy is current enough to answer without waiting
+        (what :meth:`get` would give at once); None otherwise: then ask :meth:`get`."""
+        if self._stale or self._version < 0:
+            return None
+        if self._refresh is None and time.monotonic() - self._checked >= self.ttl_seconds:
+            self._start()
+        return self._all.get(key)
+
     async def get(self, key: str) -> Experiment:
         await self._current()
         experiment = self._all.get(key)

@@ -198,7 +198,7 @@ async def assign_one_answer(state: State, experiment: str, visitor_id: str) -> d
 
     Raises what the definitions cache raises (unknown experiment, no copy yet) before any write.
     """
-    definition = await state.definitions.get(experiment)
+    definition = state.definitions.peek(experiment) or await state.definitions.get(experiment)
     holdouts: list[Decision] = []
     if definition.holdout is None:
         decisions = [decide(definition, visitor_id)]
@@ -295,7 +295,10 @@ async def assign_many_answer(state: State, body: AssignRequest) -> AssignRespons
     if body.experiments is None:
         chosen = await definitions.running()
     else:
-        chosen = [await definitions.get(key) for key in dict.fromkeys(body.experiments)]
+        chosen = [
+            definitions.peek(key) or await definitions.get(key)
+            for key in dict.fromkeys(body.experiments)
+        ]
     decisions, holdouts = _decisions(
         chosen, body.visitor_id, body.attributes, await definitions.all()
     )
