@@ -33,7 +33,7 @@ from typing import Any, cast
 import hiredis
 from redis._parsers import BaseParser
 from redis.asyncio.connection import ConnectionPool, SSLConnection, UnixDomainSocketConnection
-from redis.exceptions import AuthenticationError, InvalidResponse, ResponseError
+from redis.exceptions import AuthenticationError, InvalidResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -145,10 +145,12 @@ class Lane:
             except BaseException:
                 protocol.close()
                 raise
-            for reply in replies:
-                if isinstance(reply, ResponseError):
+            for command, reply in zip(hello, replies, strict=True):
+                if isinstance(reply, Exception):  # WRONGPASS is redis-py's AuthenticationError
                     protocol.close()
-                    raise AuthenticationError(str(reply)) if hello[0][0] == "AUTH" else reply
+                    if command[0] == "AUTH" and not isinstance(reply, AuthenticationError):
+                        raise AuthenticationError(str(reply))
+                    raise reply
         return protocol
 
     async def aclose(self) -> None:
