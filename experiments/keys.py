@@ -139,21 +139,18 @@ def _tag(name: str, shard: int, shards: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ShardKeys:
-    """The keys of one shard of one generation of an experiment."""
+    """The keys of one shard of one generation of an experiment (the fixed ones built once:
+    every exposure and event names them)."""
 
     base: str
+    agg: str = field(init=False, repr=False, compare=False)
+    days: str = field(init=False, repr=False, compare=False)
+    log: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def agg(self) -> str:
-        return f"{self.base}:agg"
-
-    @property
-    def days(self) -> str:
-        return f"{self.base}:days"
-
-    @property
-    def log(self) -> str:
-        return f"{self.base}:log"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "agg", f"{self.base}:agg")
+        object.__setattr__(self, "days", f"{self.base}:days")
+        object.__setattr__(self, "log", f"{self.base}:log")
 
     def day(self, day: str) -> str:
         return f"{self.base}:d:{day}"
