@@ -2,7 +2,7 @@
 
 Builds the app with ``create_app`` on a throwaway embedded Redis, runs its lifespan, starts an
 experiment with a conversion and a mean metric on ``purchase``, exposes ``--visitors`` visitors
-and then calls the ASGI app directly (64 requests at a time, on uvloop) with ``POST /v1/track``
+and then calls the ASGI app directly (64 requests at a time, 4 batches, on uvloop) with ``POST /v1/track``
 and ``POST /v1/track/batch``. For each it prints the CPU time of this process
 (``time.process_time``) and of redis-server (``INFO cpu``) per request and per event. With
 ``--profile FILE`` it also runs the loop under cProfile and keeps the stats there.
@@ -36,6 +36,8 @@ from service.settings import Settings  # noqa: E402
 
 App = Callable[..., Awaitable[None]]
 CONCURRENCY = 64
+BATCH_CONCURRENCY = 4
+"""Batches in flight at once, as the 4 connections of ``bench/bench_assign.py``."""
 EXPERIMENT = {
     "key": "track-one",
     "variants": [{"key": "control", "weight": 0.5}, {"key": "variant", "weight": 0.5}],
@@ -96,10 +98,12 @@ async def checked(app: App, method: str, path: str, body: object = None) -> byte
     return answer
 
 
-async def in_flight(work: list[Callable[[], Awaitable[object]]]) -> None:
-    """Run ``work``, ``CONCURRENCY`` at a time."""
-    for start in range(0, len(work), CONCURRENCY):
-        await asyncio.gather(*(w() for w in work[start : start + CONCURRENCY]))
+async def in_flight(
+    work: list[Callable[[], Awaitable[object]]], at_once: int = CONCURRENCY
+) -> None:
+    """Run ``work``, ``at_once`` at a time."""
+    for start in range(0, len(work), at_once):
+        await asyncio.gather(*(w() for w in work[start : start + at_once]))
 
 
 def event(visitors: int) -> dict[str, object]:
@@ -112,13 +116,24 @@ async def redis_cpu(client: aioredis.Redis) -> float:
 
 
 async def measure(
-    client: aioredis.Redis, work: list[Callable[[], Awaitable[object]]]
+    client: aioredis.Redis, work: list[Callable[[], Awaitable[object]]], at_once: int
 ) -> tuple[float, float]:
     """CPU seconds of this process and of redis-server over ``work``."""
+    await client.config_resetstat()
     redis_before, before = await redis_cpu(client), time.process_time()
-    await in_flight(work)
+    await in_flight(work, at_once)
     python, redis_after = time.process_time() - before, await redis_cpu(client)
     return python, redis_after - redis_before
+
+
+async def command_stats(client: aioredis.Redis, count: int) -> None:
+    """Redis's own account of the commands since the last reset, per event or request."""
+    stats = await client.info("commandstats")
+    for name, row in sorted(stats.items(), key=lambda item: -float(item[1]["usec"])):
+        print(
+            f"    {name.removeprefix('cmdstat_'):<14} {row['calls'] / count:7.2f} calls"
+            f" {float(row['usec']) / count:7.1f} µs"
+        )
 
 
 def report(name: str, python: float, redis_seconds: float, count: int, unit: str) -> None:
@@ -167,9 +182,13 @@ async def run(args: argparse.Namespace) -> None:
                 return lambda: checked_raw(app, "/v1/track/batch", body)
 
             await in_flight([track(b) for b in singles[:256]])  # warm the caches
-            python, redis_seconds = await measure(client, [track(b) for b in singles])
+            python, redis_seconds = await measure(client, [track(b) for b in singles], CONCURRENCY)
             report("POST /v1/track", python, redis_seconds, len(singles), "request")
-            python, redis_seconds = await measure(client, [batch(b) for b in batches])
+            if args.commands:
+                await command_stats(client, len(singles))
+            python, redis_seconds = await measure(
+                client, [batch(b) for b in batches], BATCH_CONCURRENCY
+            )
             report(
                 "POST /v1/track/batch",
                 python,
@@ -177,12 +196,14 @@ async def run(args: argparse.Namespace) -> None:
                 len(batches) * args.batch_size,
                 "event",
             )
+            if args.commands:
+                await command_stats(client, len(batches) * args.batch_size)
             if args.profile is not None:
                 profiler = cProfile.Profile()
                 work = [track(b) for b in singles] if args.mode == "track" else []
                 work += [batch(b) for b in batches] if args.mode == "batch" else []
                 profiler.enable()
-                await in_flight(work)
+                await in_flight(work, CONCURRENCY if args.mode == "track" else BATCH_CONCURRENCY)
                 profiler.disable()
                 profiler.dump_stats(args.profile)
         await client.aclose()
@@ -201,6 +222,9 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--profile", type=Path, help="keep a cProfile of one more loop here")
+    parser.add_argument(
+        "--commands", action="store_true", help="also print redis-server's time per command"
+    )
     parser.add_argument("--mode", choices=["track", "batch"], default="track")
     args = parser.parse_args()
     random.seed(12)
