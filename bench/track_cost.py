@@ -2,10 +2,11 @@
 
 Builds the app with ``create_app`` on a throwaway embedded Redis, runs its lifespan, starts an
 experiment with a conversion and a mean metric on ``purchase``, exposes ``--visitors`` visitors
-and then calls the ASGI app directly (64 requests at a time, 4 batches, on uvloop) with ``POST /v1/track``
-and ``POST /v1/track/batch``. For each it prints the CPU time of this process
-(``time.process_time``) and of redis-server (``INFO cpu``) per request and per event. With
-``--profile FILE`` it also runs the loop under cProfile and keeps the stats there.
+and then calls the ASGI app directly (64 requests or 4 batches at a time, on uvloop) with
+``POST /v1/track`` and ``POST /v1/track/batch``. For each it prints the CPU time of this process
+(``time.process_time``) and of redis-server (``INFO cpu``) per request and per event;
+``--commands`` adds redis-server's own time per command, ``--profile FILE`` runs one more loop
+under cProfile and keeps the stats there.
 
     python bench/track_cost.py [--visitors 5000] [--requests 4000] [--batches 40]
 """
