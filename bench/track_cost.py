@@ -159,17 +159,12 @@ async def run(args: argparse.Namespace) -> None:
         async with app.router.lifespan_context(app):
             await checked(app, "POST", "/v1/experiments", EXPERIMENT)
             await checked(app, "PATCH", "/v1/experiments/track-one", {"status": "running"})
-            await in_flight(
-                [
-                    lambda i=i: checked(
-                        app,
-                        "POST",
-                        "/v1/assign",
-                        {"visitor_id": f"pool-{i}", "experiments": ["track-one"]},
-                    )
-                    for i in range(1, args.visitors + 1)
-                ]
-            )
+
+            def expose(i: int) -> Callable[[], Awaitable[object]]:
+                body = {"visitor_id": f"pool-{i}", "experiments": ["track-one"]}
+                return lambda: checked(app, "POST", "/v1/assign", body)
+
+            await in_flight([expose(i) for i in range(1, args.visitors + 1)])
             singles = [orjson.dumps(event(args.visitors)) for _ in range(args.requests)]
             batches = [
                 orjson.dumps({"events": [event(args.visitors) for _ in range(args.batch_size)]})

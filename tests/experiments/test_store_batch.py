@@ -107,12 +107,13 @@ def _run(
 
 async def _stored_text(store: Store, experiment: Experiment) -> list[dict[str, str]]:
     """The aggregate hashes as Redis keeps them: overall, per day and per dimension slice."""
-    hashes = []
+    hashes: list[dict[str, str]] = []
     for shard in range(experiment.shards):
         keys = store.keys.shard(experiment.key, experiment.generation, shard, experiment.shards)
-        days = sorted(await store.client.smembers(keys.days))
+        days = sorted(str(day) for day in await store.client.smembers(keys.days))
         for key in [keys.agg, keys.dimension(0), *(keys.day(day) for day in days)]:
-            hashes.append(await store.client.hgetall(key))
+            stored = await store.client.hgetall(key)
+            hashes.append({str(field): str(value) for field, value in stored.items()})
     return hashes
 
 
