@@ -3,18 +3,20 @@
 -- ARGV: log_max_length expire_at_ms dimensions plans...
 --   agg  the shard's aggregates    days  the set of days with a day hash    log  the shard's raw log
 --   more_keys  the shard's per-dimension aggregates (ARGV dimensions of them, in the
---     definition's order), then per event 8 keys and the plan's others:
+--     definition's order), then per event 3 keys, the plan's others and, for an event with an
+--     id, 5 more:
 --     assign  the visitor's slice of the assignment hash    day  the aggregates of the event's day
 --     state  the visitor's slice of the tracked event's per-visitor "count:sum" hash
+--     others  the state slices of other events that ratio metrics read
 --     ids0..ids4  the visitor's slice of the event-id window parts, newest first (ids0 is
---       written, all are read)    others  the state slices of other events that ratio metrics read
+--       written, all are read)
 --   log_max_length  0 = no log    expire_at_ms  when ids0 may go
 --   dimensions  how many dimension aggregate keys follow the fixed KEYS
 --   plans  a count, then per plan (what one event name feeds): how many specs, how many others,
 --     and per spec 9 values: name, kind ('conversion' | 'mean' | 'count' | 'ratio'), cap ('' for
 --     none), and for a ratio the numerator kind, key offset and cap, the denominator kind, key
 --     offset and cap (for other kinds '', 0, '' twice); a key offset counts from the event's
---     assign key (2 is its state, 8 its first other); then per event 7 values: plan (1-based),
+--     assign key (2 is its state, 3 its first other); then per event 7 values: plan (1-based),
 --     visitor (packed), value (the text as sent), timestamp_ms, day (YYYYMMDD), event_id (digest
 --     of visitor and event id, '' for none), log_entry (its second character a placeholder for
 --     the variant, one base-32 digit)
@@ -148,11 +150,12 @@ local function credit(kb, ab, plan)
   if tonumber(ARGV[ab + 3]) < (packed - v) / 32 then return 2 end
   local event_id = ARGV[ab + 5]
   if event_id ~= '' then
-    for k = kb + 3, kb + 7 do
+    local ids = kb + 3 + plan.others
+    for k = ids, ids + 4 do
       if redis.call('HEXISTS', KEYS[k], event_id) == 1 then return 3 end
     end
-    redis.call('HSET', KEYS[kb + 3], event_id, 1)
-    redis.call('PEXPIREAT', KEYS[kb + 3], expire_at)
+    redis.call('HSET', KEYS[ids], event_id, 1)
+    redis.call('PEXPIREAT', KEYS[ids], expire_at)
   end
 
   local text = ARGV[ab + 2]
@@ -217,7 +220,8 @@ local kb = 4 + dimensions
 while a <= #ARGV do
   local plan = plans[tonumber(ARGV[a])]
   codes[#codes + 1] = credit(kb, a, plan)
-  kb = kb + 8 + plan.others
+  kb = kb + 3 + plan.others
+  if ARGV[a + 5] ~= '' then kb = kb + 5 end
   a = a + 7
 end
 for _, key in ipairs(keys_in_order) do

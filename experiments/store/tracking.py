@@ -49,6 +49,7 @@ from experiments.store.scripts import (
     DimensionKeys,
     TrackArgs,
     TrackEventArgs,
+    TrackEventKeys,
     TrackKeys,
 )
 
@@ -222,9 +223,11 @@ class _TrackCall:
         k = self.shard
         day = codec.day_of(event.timestamp_ms)
         visitor = codec.pack_visitor(event.visitor_id)
-        self.keys += (k.assign(slice_), k.day(day), k.state(slice_, event.event))
-        self.keys += _event_ids(self.cache, k, slice_, parts)  # TrackEventKeys' order
-        self.keys += [k.state(slice_, other) for other in plan.other_events]
+        self.keys += TrackEventKeys(k.assign(slice_), k.day(day), k.state(slice_, event.event))
+        for other in plan.other_events:
+            self.keys.append(k.state(slice_, other))
+        if event.event_id:
+            self.keys += _event_ids(self.cache, k, slice_, parts)  # EventIdKeys' order
         self.event_args += TrackEventArgs(
             number,
             visitor,
@@ -251,7 +254,8 @@ class _ActivityCall:
         self.count = 0
 
     def add(self, event: TrackEvent, slice_: int, parts: list[int]) -> None:
-        self.keys += _event_ids(self.cache, self.shard, slice_, parts)
+        if event.event_id:
+            self.keys += _event_ids(self.cache, self.shard, slice_, parts)
         visitor = codec.pack_visitor(event.visitor_id)
         self.args += [
             codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
