@@ -3,18 +3,20 @@
 -- ARGV: log_max_length expire_at_ms dimensions plans...
 --   agg  the shard's aggregates    days  the set of days with a day hash    log  the shard's raw log
 --   more_keys  the shard's per-dimension aggregates (ARGV dimensions of them, in the
---     definition's order), then per event 8 keys and the plan's others:
+--     definition's order), then per event 3 keys, the plan's others and, for an event with an
+--     id, 5 more:
 --     assign  the visitor's slice of the assignment hash    day  the aggregates of the event's day
 --     state  the visitor's slice of the tracked event's per-visitor "count:sum" hash
+--     others  the state slices of other events that ratio metrics read
 --     ids0..ids4  the visitor's slice of the event-id window parts, newest first (ids0 is
---       written, all are read)    others  the state slices of other events that ratio metrics read
+--       written, all are read)
 --   log_max_length  0 = no log    expire_at_ms  when ids0 may go
 --   dimensions  how many dimension aggregate keys follow the fixed KEYS
 --   plans  a count, then per plan (what one event name feeds): how many specs, how many others,
 --     and per spec 9 values: name, kind ('conversion' | 'mean' | 'count' | 'ratio'), cap ('' for
 --     none), and for a ratio the numerator kind, key offset and cap, the denominator kind, key
 --     offset and cap (for other kinds '', 0, '' twice); a key offset counts from the event's
---     assign key (2 is its state, 8 its first other); then per event 7 values: plan (1-based),
+--     assign key (2 is its state, 3 its first other); then per event 7 values: plan (1-based),
 --     visitor (packed), value (the text as sent), timestamp_ms, day (YYYYMMDD), event_id (digest
 --     of visitor and event id, '' for none), log_entry (its second character a placeholder for
 --     the variant, one base-32 digit)
@@ -23,18 +25,51 @@
 -- The assignment value is "exposed_ms * 32 + variant", followed, when the experiment has
 -- dimensions, by ":" and one character per dimension: the visitor's slice of that dimension.
 -- A cap bounds each visitor's total: the aggregates move by the change of the capped total.
+-- A statistic whose increments are always integers (a conversion, a count capped at an integer
+-- or not at all, a ratio of two such) is summed over the call and written once per field: the
+-- sum of integers is exact, so the stored number is the one the per-event writes would leave.
+-- Every other increment is written as it comes, in order (HINCRBYFLOAT rounds each step).
 -- Returns one code per event: 1 credited, 0 visitor not exposed, 2 event before the exposure,
 -- 3 duplicate event id.
 local log_max_length = tonumber(ARGV[1])
 local expire_at = ARGV[2]
 local dimensions = tonumber(ARGV[3])
 
+local function limit_of(cap)
+  if cap == '' then return nil end
+  return tonumber(cap)
+end
+
+local function integral(kind, limit)
+  return kind == 'conversion' or (kind == 'count' and (limit == nil or limit % 1 == 0))
+end
+
+local function part_of(kind, offset, cap)
+  local limit = limit_of(cap)
+  return {kind = kind, offset = tonumber(offset), limit = limit, integral = integral(kind, limit)}
+end
+
+-- each plan's specs, read once per call
 local plans = {}
 local a = 5
 for p = 1, tonumber(ARGV[4]) do
-  local specs, others = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  plans[p] = {first = a + 2, specs = specs, others = others}
-  a = a + 2 + specs * 9
+  local count, specs = tonumber(ARGV[a]), {}
+  for i = 0, count - 1 do
+    local base = a + 2 + i * 9
+    local spec = {kind = ARGV[base + 1], name = ARGV[base], prefixes = {}}
+    if spec.kind == 'ratio' then
+      spec.x = part_of(ARGV[base + 3], ARGV[base + 4], ARGV[base + 5])
+      spec.y = part_of(ARGV[base + 6], ARGV[base + 7], ARGV[base + 8])
+      spec.integral = spec.x.integral and spec.y.integral
+    else
+      spec.limit = limit_of(ARGV[base + 2])
+      spec.integral = integral(spec.kind, spec.limit)
+      spec.text = spec.kind == 'mean' and spec.limit == nil
+    end
+    specs[i + 1] = spec
+  end
+  plans[p] = {specs = specs, others = tonumber(ARGV[a + 1])}
+  a = a + 2 + count * 9
 end
 
 local function read_state(key, visitor)
@@ -44,17 +79,14 @@ local function read_state(key, visitor)
   return tonumber(c), tonumber(s)
 end
 
-local function metric_value(kind, c, s, cap)
+local function metric_value(kind, c, s, limit)
   local x = c
   if kind == 'conversion' then
     if c > 0 then return 1 else return 0 end
   elseif kind == 'mean' then
     x = s
   end
-  if cap ~= '' then
-    local limit = tonumber(cap)
-    if x > limit then x = limit end
-  end
+  if limit ~= nil and x > limit then x = limit end
   return x
 end
 
@@ -64,6 +96,48 @@ local function fmt(x)
   if tonumber(text) ~= x then text = string.format('%.17g', x) end
   return text
 end
+
+-- the integer increments of the call, summed per key and field, written at the end
+local totals, keys_in_order = {}, {}
+local function add_integer(key, field, delta)
+  local of_key = totals[key]
+  if not of_key then
+    of_key = {sums = {}, fields = {}}
+    totals[key] = of_key
+    keys_in_order[#keys_in_order + 1] = key
+  end
+  local total = of_key.sums[field]
+  if total == nil then
+    of_key.fields[#of_key.fields + 1] = field
+    of_key.sums[field] = delta
+  else
+    of_key.sums[field] = total + delta
+  end
+end
+
+-- one increment of a field in the shard's, the day's and the dimensions' aggregates
+local function add_text(day, slices, field, increment)
+  redis.call('HINCRBYFLOAT', KEYS[1], field, increment)
+  redis.call('HINCRBYFLOAT', day, field, increment)
+  for d = 1, dimensions do
+    redis.call('HINCRBYFLOAT', KEYS[3 + d], string.sub(slices, d, d) .. ':' .. field, increment)
+  end
+end
+
+local function add(day, slices, field, delta, whole)
+  if delta == 0 then return end
+  if not whole then
+    add_text(day, slices, field, fmt(delta))
+    return
+  end
+  add_integer(KEYS[1], field, delta)
+  add_integer(day, field, delta)
+  for d = 1, dimensions do
+    add_integer(KEYS[3 + d], string.sub(slices, d, d) .. ':' .. field, delta)
+  end
+end
+
+local days_added = {}
 
 -- one event: its keys from KEYS[kb] (assign), its values from ARGV[ab] (plan)
 local function credit(kb, ab, plan)
@@ -76,11 +150,12 @@ local function credit(kb, ab, plan)
   if tonumber(ARGV[ab + 3]) < (packed - v) / 32 then return 2 end
   local event_id = ARGV[ab + 5]
   if event_id ~= '' then
-    for k = kb + 3, kb + 7 do
+    local ids = kb + 3 + plan.others
+    for k = ids, ids + 4 do
       if redis.call('HEXISTS', KEYS[k], event_id) == 1 then return 3 end
     end
-    redis.call('HSET', KEYS[kb + 3], event_id, 1)
-    redis.call('PEXPIREAT', KEYS[kb + 3], expire_at)
+    redis.call('HSET', KEYS[ids], event_id, 1)
+    redis.call('PEXPIREAT', KEYS[ids], expire_at)
   end
 
   local text = ARGV[ab + 2]
@@ -91,55 +166,45 @@ local function credit(kb, ab, plan)
 
   -- before/after per-visitor (count, sum) of every state hash a spec names, by key offset
   local before, after = {[2] = {c0, s0}}, {[2] = {c1, s1}}
-  local function part(kind, offset, cap, when)
-    offset = tonumber(offset)
+  local function part(p, state)
+    local offset = p.offset
     if not before[offset] then
       local c, s = read_state(KEYS[kb + offset], visitor)
       before[offset] = {c, s}
-      after[offset] = {c, s}
+      after[offset] = before[offset]
     end
-    local st = (when == 0) and before[offset] or after[offset]
-    return metric_value(kind, st[1], st[2], cap)
+    local st = state[offset]
+    return metric_value(p.kind, st[1], st[2], p.limit)
   end
 
   local day = KEYS[kb + 1]
-  -- the increment as written (the client's exact value text for uncapped sums)
-  local function add_text(field, increment)
-    redis.call('HINCRBYFLOAT', KEYS[1], field, increment)
-    redis.call('HINCRBYFLOAT', day, field, increment)
-    for d = 1, dimensions do
-      local slice = string.sub(slices, d, d)
-      redis.call('HINCRBYFLOAT', KEYS[3 + d], slice .. ':' .. field, increment)
+  for _, spec in ipairs(plan.specs) do
+    local prefix = spec.prefixes[v]
+    if not prefix then
+      prefix = spec.name .. ':' .. v .. ':'
+      spec.prefixes[v] = prefix
     end
-  end
-
-  local function add(field, delta)
-    if delta ~= 0 then add_text(field, fmt(delta)) end
-  end
-
-  for i = 0, plan.specs - 1 do
-    local base = plan.first + i * 9
-    local name, kind, cap = ARGV[base], ARGV[base + 1], ARGV[base + 2]
-    local prefix = name .. ':' .. v .. ':'
-    if kind == 'ratio' then
-      local x0 = part(ARGV[base + 3], ARGV[base + 4], ARGV[base + 5], 0)
-      local x1 = part(ARGV[base + 3], ARGV[base + 4], ARGV[base + 5], 1)
-      local y0 = part(ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], 0)
-      local y1 = part(ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], 1)
-      add(prefix .. 'xy', x1 * y1 - x0 * y0)
+    if spec.kind == 'ratio' then
+      local x0, x1 = part(spec.x, before), part(spec.x, after)
+      local y0, y1 = part(spec.y, before), part(spec.y, after)
+      add(day, slices, prefix .. 'xy', x1 * y1 - x0 * y0, spec.integral)
     else
-      local m0 = metric_value(kind, c0, s0, cap)
-      local m1 = metric_value(kind, c1, s1, cap)
-      if kind == 'mean' and cap == '' then
+      local m0 = metric_value(spec.kind, c0, s0, spec.limit)
+      local m1 = metric_value(spec.kind, c1, s1, spec.limit)
+      if spec.text then
         -- the exact string the client sent, so sums stay exact to the cent
-        if value ~= 0 then add_text(prefix .. 'sum', text) end
+        if value ~= 0 then add_text(day, slices, prefix .. 'sum', text) end
       else
-        add(prefix .. 'sum', m1 - m0)
+        add(day, slices, prefix .. 'sum', m1 - m0, spec.integral)
       end
-      add(prefix .. 'ss', m1 * m1 - m0 * m0)
+      add(day, slices, prefix .. 'ss', m1 * m1 - m0 * m0, spec.integral)
     end
   end
-  redis.call('SADD', KEYS[2], ARGV[ab + 4])
+  local day_text = ARGV[ab + 4]
+  if not days_added[day_text] then
+    redis.call('SADD', KEYS[2], day_text)
+    days_added[day_text] = true
+  end
 
   if log_max_length > 0 then
     local entry = ARGV[ab + 6]
@@ -155,7 +220,14 @@ local kb = 4 + dimensions
 while a <= #ARGV do
   local plan = plans[tonumber(ARGV[a])]
   codes[#codes + 1] = credit(kb, a, plan)
-  kb = kb + 8 + plan.others
+  kb = kb + 3 + plan.others
+  if ARGV[a + 5] ~= '' then kb = kb + 5 end
   a = a + 7
+end
+for _, key in ipairs(keys_in_order) do
+  local of_key = totals[key]
+  for _, field in ipairs(of_key.fields) do
+    redis.call('HINCRBYFLOAT', key, field, fmt(of_key.sums[field]))
+  end
 end
 return codes

@@ -37,6 +37,7 @@ __all__ = [
     "BanditPeriodKeys",
     "DimensionArgs",
     "DimensionKeys",
+    "EventIdKeys",
     "PutDefinitionArgs",
     "PutDefinitionKeys",
     "ScriptSpec",
@@ -97,11 +98,19 @@ class TrackArgs(NamedTuple):
 
 
 class TrackEventKeys(NamedTuple):
-    """The KEYS of one event of a track call (after the shard's dimension aggregates)."""
+    """The KEYS of one event of a track call (after the shard's dimension aggregates); the
+    state slices of the plan's other events follow, then, for an event with an id, its
+    :class:`EventIdKeys`."""
 
     assign: str
     day: str
     state: str
+
+
+class EventIdKeys(NamedTuple):
+    """The visitor's slice of the event-id window parts, newest first (the first is written,
+    all are read): KEYS of an event with an id, in track.lua and activity.lua."""
+
     ids0: str
     ids1: str
     ids2: str

@@ -37,7 +37,7 @@ from experiments.errors import StoreUnavailableError
 from experiments.keys import ActivityKeys as ActivityKeysOfShard
 from experiments.keys import ShardKeys, place_of
 from experiments.store import codec
-from experiments.store._base import ScriptCall, StoreBase
+from experiments.store._base import ScriptCall, ShardHead, StoreBase
 from experiments.store.scripts import (
     TRACK_OTHERS_OFFSET,
     TRACK_STATE_OFFSET,
@@ -49,6 +49,7 @@ from experiments.store.scripts import (
     DimensionKeys,
     TrackArgs,
     TrackEventArgs,
+    TrackEventKeys,
     TrackKeys,
 )
 
@@ -202,19 +203,16 @@ class _TrackCall:
     """One track.lua call being built: events of one experiment shard, in their order."""
 
     def __init__(
-        self, experiment: Experiment, keys: ShardKeys, args: TrackArgs, cache: _SliceKeys
+        self, experiment: Experiment, head: ShardHead, args: TrackArgs, cache: _SliceKeys
     ) -> None:
         self.experiment = experiment
         self.cache = cache
-        self.shard = keys
+        self.shard = head[0]
         self.args = args
         self.positions: list[int] = []
         self.plans: dict[str, int] = {}
         self.plan_args: list[str] = []
-        self.keys: list[str] = [
-            *TrackKeys(keys.agg, keys.days, keys.log),
-            *(keys.dimension(d) for d in range(len(experiment.dimensions))),
-        ]
+        self.keys: list[str] = list(head[1])
         self.event_args: list[str | int] = []
 
     def add(
@@ -227,9 +225,11 @@ class _TrackCall:
         k = self.shard
         day = codec.day_of(event.timestamp_ms)
         visitor = codec.pack_visitor(event.visitor_id)
-        self.keys += (k.assign(slice_), k.day(day), k.state(slice_, event.event))
-        self.keys += _event_ids(self.cache, k, slice_, parts)  # TrackEventKeys' order
-        self.keys += [k.state(slice_, other) for other in plan.other_events]
+        self.keys += TrackEventKeys(k.assign(slice_), k.day(day), k.state(slice_, event.event))
+        for other in plan.other_events:
+            self.keys.append(k.state(slice_, other))
+        if event.event_id:
+            self.keys += _event_ids(self.cache, k, slice_, parts)  # EventIdKeys' order
         self.event_args += TrackEventArgs(
             number,
             visitor,
@@ -256,7 +256,8 @@ class _ActivityCall:
         self.count = 0
 
     def add(self, event: TrackEvent, slice_: int, parts: list[int]) -> None:
-        self.keys += _event_ids(self.cache, self.shard, slice_, parts)
+        if event.event_id:
+            self.keys += _event_ids(self.cache, self.shard, slice_, parts)
         visitor = codec.pack_visitor(event.visitor_id)
         self.args += [
             codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
@@ -425,11 +426,32 @@ class TrackingMixin(StoreBase):
         )
         return [Exposure.from_reply(r) for r in results]
 
+    def _shard_head(self, experiment: Experiment, shard: int) -> ShardHead:
+        """A shard's keys and the fixed KEYS of its track.lua calls, built once per
+        experiment generation and shard."""
+        heads = self._shard_heads
+        dimensions = len(experiment.dimensions)
+        place = (experiment.key, experiment.generation, experiment.shards, dimensions, shard)
+        head = heads.get(place)
+        if head is None:
+            if len(heads) >= _MAX_SLICE_KEYS:
+                heads.clear()
+            k = self._shard_keys(experiment, shard)
+            script_keys = (
+                *TrackKeys(k.agg, k.days, k.log),
+                *(k.dimension(d) for d in range(dimensions)),
+            )
+            head = heads[place] = (k, script_keys)
+        return head
+
     def _track_calls(
-        self, experiments: Sequence[Experiment], events: Sequence[TrackEvent], now_ms: int
+        self,
+        experiments: Sequence[Experiment],
+        events: Sequence[TrackEvent],
+        parts: list[int],
+        expire_at: int,
     ) -> list[_TrackCall]:
         """The track.lua calls for ``events``: one per experiment shard holding any of them."""
-        parts, expire_at = self._dedup_parts(now_ms)
         open_calls: dict[tuple[int, int], _TrackCall] = {}
         calls: list[_TrackCall] = []
         for position, event in enumerate(events):
@@ -440,17 +462,18 @@ class TrackingMixin(StoreBase):
                 place = place_of(event.visitor_id, experiment.shards, experiment.slices)
                 call = open_calls.get((number, place.shard))
                 if call is None or len(call.positions) >= MAX_EVENTS_PER_CALL:
-                    k = self._shard_keys(experiment, place.shard)
+                    head = self._shard_head(experiment, place.shard)
                     args = TrackArgs(self.log_max_length, expire_at, len(experiment.dimensions))
-                    call = _TrackCall(experiment, k, args, self._slice_keys)
+                    call = _TrackCall(experiment, head, args, self._slice_keys)
                     open_calls[(number, place.shard)] = call
                     calls.append(call)
                 call.add(position, event, plan, place.slice, parts)
         return calls
 
-    def _activity_calls(self, events: Sequence[TrackEvent], now_ms: int) -> list[_ActivityCall]:
+    def _activity_calls(
+        self, events: Sequence[TrackEvent], parts: list[int], expire_at: int
+    ) -> list[_ActivityCall]:
         """The activity.lua calls for ``events``: one per activity shard holding any of them."""
-        parts, expire_at = self._dedup_parts(now_ms)
         open_calls: dict[int, _ActivityCall] = {}
         calls: list[_ActivityCall] = []
         for event in events:
@@ -481,9 +504,10 @@ class TrackingMixin(StoreBase):
         write failed, or, for events no experiment reads, the activity log refused them all.
         """
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        calls = self._track_calls(experiments, events, now)
+        parts, expire_at = self._dedup_parts(now)
+        calls = self._track_calls(experiments, events, parts, expire_at)
         script_calls: list[ScriptCall] = [(self._track, *call.call()) for call in calls]
-        activity = self._activity_calls(events, now) if self.log_max_length > 0 else []
+        activity = self._activity_calls(events, parts, expire_at) if self.log_max_length > 0 else []
         script_calls += [(self._activity, a.keys, a.args) for a in activity]
         outcomes: list[dict[str, TrackOutcome]] = [{} for _ in events]
         if not script_calls:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from experiments.store import TrackOutcome
+
 __all__ = ["Metrics"]
 
 
@@ -35,6 +37,7 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.events_by_outcome = {o: self.events.labels(o.name.lower()) for o in TrackOutcome}
         self.activity_log_failures = Counter(
             "abacus_activity_log_failures",
             "Tracked events the activity log could not take (best-effort; none were credited "

@@ -37,6 +37,8 @@ DEFINITION: dict[str, Any] = {
         *CAPPED["metrics"],
         {"name": "carts", "kind": "count", "event": "cart_view"},
         {"name": "per_cart", "kind": "ratio", "numerator": "revenue", "denominator": "carts"},
+        {"name": "spend", "kind": "mean", "event": "purchase"},  # sums the values' own text
+        {"name": "carts_per_order", "kind": "ratio", "numerator": "carts", "denominator": "orders"},
     ],
     "shards": 2,
     "slices": 4,
@@ -103,26 +105,48 @@ def _run(
     return StoreRunner(redis.url, prefix, cluster=redis.cluster)(work, **options)
 
 
-def test_a_batch_counts_as_its_events_one_by_one(
-    redis_server: RedisTarget, key_prefix: str
-) -> None:
-    events = _events(3 * MAX_EVENTS_PER_CALL)  # more than one call's worth per shard
+async def _stored_text(store: Store, experiment: Experiment) -> list[dict[str, str]]:
+    """The aggregate hashes as Redis keeps them: overall, per day and per dimension slice."""
+    hashes: list[dict[str, str]] = []
+    for shard in range(experiment.shards):
+        keys = store.keys.shard(experiment.key, experiment.generation, shard, experiment.shards)
+        days = sorted(str(day) for day in await store.client.smembers(keys.days))
+        for key in [keys.agg, keys.dimension(0), *(keys.day(day) for day in days)]:
+            stored = await store.client.hgetall(key)
+            hashes.append({str(field): str(value) for field, value in stored.items()})
+    return hashes
 
-    async def batched(store: Store) -> tuple[list[dict[str, TrackOutcome]], dict[str, Any]]:
+
+State = Callable[[Store, Experiment], Awaitable[T]]
+
+
+def _batched(events: list[TrackEvent], state: State[T]) -> Callable[[Store], Awaitable[Any]]:
+    async def batched(store: Store) -> tuple[list[dict[str, TrackOutcome]], T]:
         experiment = await _expose(store)
         outcomes = await store.track([experiment], events, now_ms=NOW_MS)
-        return outcomes, await _state(store, experiment)
+        return outcomes, await state(store, experiment)
 
-    async def one_by_one(store: Store) -> tuple[list[dict[str, TrackOutcome]], dict[str, Any]]:
+    return batched
+
+
+def _one_by_one(events: list[TrackEvent], state: State[T]) -> Callable[[Store], Awaitable[Any]]:
+    async def one_by_one(store: Store) -> tuple[list[dict[str, TrackOutcome]], T]:
         experiment = await _expose(store)
         outcomes = []
         for event in events:
             outcomes += await store.track([experiment], [event], now_ms=NOW_MS)
-        return outcomes, await _state(store, experiment)
+        return outcomes, await state(store, experiment)
 
+    return one_by_one
+
+
+def test_a_batch_counts_as_its_events_one_by_one(
+    redis_server: RedisTarget, key_prefix: str
+) -> None:
+    events = _events(3 * MAX_EVENTS_PER_CALL)  # more than one call's worth per shard
     options = {"activity_shards": 4, "activity_slices": 4}
-    batch = _run(redis_server, f"{key_prefix}:batch", batched, **options)
-    single = _run(redis_server, f"{key_prefix}:single", one_by_one, **options)
+    batch = _run(redis_server, f"{key_prefix}:batch", _batched(events, _state), **options)
+    single = _run(redis_server, f"{key_prefix}:single", _one_by_one(events, _state), **options)
     assert batch[0] == single[0]
     kinds = {o["batched"] for o in batch[0]}
     assert kinds == {
@@ -134,6 +158,23 @@ def test_a_batch_counts_as_its_events_one_by_one(
     assert batch[1] == single[1]
     assert batch[1]["totals"][0].n + batch[1]["totals"][1].n == len(VISITORS) + 2
     assert sum(len(log) for log in batch[1]["activity"]) < len(events)  # ids seen twice: once
+
+
+def test_a_batch_stores_the_same_text_as_its_events_one_by_one(
+    redis_server: RedisTarget, key_prefix: str
+) -> None:
+    """Integer statistics are summed over a call and written once; every stored number must
+    still be the very text the per-event writes leave, floats rounded step by step included."""
+    events = _events(3 * MAX_EVENTS_PER_CALL)
+    batch = _run(redis_server, f"{key_prefix}:batch", _batched(events, _stored_text))
+    single = _run(redis_server, f"{key_prefix}:single", _one_by_one(events, _stored_text))
+    assert batch == single
+    fields = {field for stored in batch[1] for field in stored}
+    summed = ["conversion:1:ss", "orders:1:ss", "carts:1:ss", "carts_per_order:1:xy"]
+    in_order = ["revenue:1:ss", "spend:1:sum", "aov:1:xy", "per_cart:1:xy"]
+    for field in summed + in_order:  # each written overall and in a dimension slice
+        assert field in fields and any(f.endswith(f":{field}") for f in fields), field
+    assert any(not value.isdigit() for stored in batch[1] for value in stored.values())
 
 
 def test_a_resent_batch_counts_nothing_again(redis_server: RedisTarget, key_prefix: str) -> None:

@@ -415,21 +415,30 @@ def _to_event(body: TrackRequest, now: float, field: str) -> TrackEvent:
 
 
 def _count(metrics: Metrics, outcomes: list[dict[str, TrackOutcome]]) -> None:
+    counters = metrics.events_by_outcome
+    if len(outcomes) == 1:
+        for kind in outcomes[0].values():
+            counters[kind].inc()
+        return
     for kind, count in Counter(k for o in outcomes for k in o.values()).items():
-        metrics.events.labels(kind.name.lower()).inc(count)
+        counters[kind].inc(count)
+
+
+_RESPONSE_FIELD = {TrackOutcome[name.upper()]: name for name in TrackResponse.model_fields}
+"""The :class:`TrackResponse` field that lists the experiments of each outcome."""
+
+
+def _response_lists(outcome: dict[str, TrackOutcome]) -> dict[str, list[str]]:
+    """The experiment keys of each outcome, sorted, by the :class:`TrackResponse` field (in
+    the schema's order)."""
+    lists: dict[str, list[str]] = {name: [] for name in TrackResponse.model_fields}
+    for key, kind in sorted(outcome.items()):
+        lists[_RESPONSE_FIELD[kind]].append(key)
+    return lists
 
 
 def _response(outcome: dict[str, TrackOutcome]) -> TrackResponse:
-    def of(kind: TrackOutcome) -> list[str]:
-        return sorted(k for k, v in outcome.items() if v is kind)
-
-    return TrackResponse(
-        credited=of(TrackOutcome.CREDITED),
-        duplicate=of(TrackOutcome.DUPLICATE),
-        not_exposed=of(TrackOutcome.NOT_EXPOSED),
-        before_exposure=of(TrackOutcome.BEFORE_EXPOSURE),
-        unavailable=of(TrackOutcome.UNAVAILABLE),
-    )
+    return TrackResponse(**_response_lists(outcome))
 
 
 def partly_unavailable(outcomes: list[dict[str, TrackOutcome]]) -> Response | None:
@@ -519,15 +528,18 @@ def track_responses(outcomes: list[dict[str, TrackOutcome]]) -> list[TrackRespon
 
 
 def encoded_track_responses(outcomes: list[dict[str, TrackOutcome]]) -> list[bytes]:
-    """Each outcome's :class:`TrackResponse` as JSON; a batch has few distinct outcomes, so
+    """Each outcome's :class:`TrackResponse` as JSON, as FastAPI would write it (the fields are
+    lists of keys, so the model adds nothing to encode); a batch has few distinct outcomes, so
     each is encoded once."""
+    if len(outcomes) == 1:
+        return [orjson.dumps(_response_lists(outcomes[0]))]
     encoded: dict[tuple[tuple[str, TrackOutcome], ...], bytes] = {}
     out = []
     for outcome in outcomes:
         key = tuple(outcome.items())
         text = encoded.get(key)
         if text is None:
-            text = encoded[key] = _response(outcome).model_dump_json().encode()
+            text = encoded[key] = orjson.dumps(_response_lists(outcome))
         out.append(text)
     return out
 
