@@ -257,7 +257,9 @@ def _collector_tuned_for_serving() -> Iterator[None]:
     long as it does: frozen, full collections no longer walk it. And the 64 requests in flight
     allocate and free far more than the default 700 objects between collections, so each
     young collection walked them all again. Measured in process (``bench/track_cost.py``, 4,000
-    tracks): 84 ms of collections with the heap frozen (358 ms before), none at this threshold.
+    tracks): 84 ms of collections with the heap frozen (358 ms before), none at this threshold;
+    ``GET /v1/assign`` (``bench/profile_inprocess.py``) went from about 140 µs of CPU per
+    request to about 87 µs with the heap frozen.
     """
     thresholds = gc.get_threshold()
     gc.freeze()
@@ -317,11 +319,6 @@ def create_app(settings: Settings | None = None, *, fast_routes: bool = True) ->
 
         app.state.notifier = Notifier(store)
         app.state.notifier.start(settings.notify_interval_seconds)
-        # What is alive now (modules, the app, its routes and schemas: hundreds of thousands of
-        # objects) lives as long as the process. Moved out of the collector's reach, a full
-        # collection no longer walks it: measured in process, GET /v1/assign's CPU per
-        # request fell from about 140 µs to about 87 µs (bench/profile_inprocess.py).
-        gc.freeze()
         try:
             with _collector_tuned_for_serving():
                 yield
