@@ -256,9 +256,9 @@ def _collector_tuned_for_serving() -> Iterator[None]:
     What the process holds once started (modules, schemas, routes: ~180,000 objects) lives as
     long as it does: frozen, full collections no longer walk it. And the 64 requests in flight
     allocate and free far more than the default 700 objects between collections, so each
-    young collection walked them all again. Measured in process (``bench/track_cost.py``, 4,000
+    young collection walked them all again. Measured in process (``bench/inprocess_cost.py``, 4,000
     tracks): 84 ms of collections with the heap frozen (358 ms before), none at this threshold;
-    ``GET /v1/assign`` (``bench/profile_inprocess.py``) went from about 140 µs of CPU per
+    ``GET /v1/assign`` (``bench/inprocess_cost.py``) went from about 140 µs of CPU per
     request to about 87 µs with the heap frozen.
     """
     thresholds = gc.get_threshold()

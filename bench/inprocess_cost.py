@@ -1,14 +1,17 @@
-"""CPU per tracked event, in this process and in redis-server, without an HTTP server.
+"""CPU per request of the hot routes, in this process and in redis-server, without HTTP.
 
-Builds the app with ``create_app`` on a throwaway embedded Redis, runs its lifespan, starts an
-experiment with a conversion and a mean metric on ``purchase``, exposes ``--visitors`` visitors
-and then calls the ASGI app directly (64 requests or 4 batches at a time, on uvloop) with
-``POST /v1/track`` and ``POST /v1/track/batch``. For each it prints the CPU time of this process
-(``time.process_time``) and of redis-server (``INFO cpu``) per request and per event;
+Builds the app with ``create_app`` on a throwaway embedded Redis, runs its lifespan, starts the
+experiments ``bench/bench_assign.py`` uses (a conversion and a mean metric on ``purchase``),
+exposes ``--visitors`` visitors to ``track-one`` and then calls the ASGI app directly (64
+requests or 4 batches at a time, on uvloop) with ``GET /v1/assign`` (a new visitor each),
+``POST /v1/assign`` for three experiments, ``POST /v1/track`` and ``POST /v1/track/batch``, and
+the bare FastAPI hello-world (``bench/hello_app.py``) the same way. For each it prints the CPU
+time of this process (``time.process_time``) and of redis-server (``INFO cpu``) per request
+and per event: what the app itself costs, the part a faster HTTP server cannot remove.
 ``--commands`` adds redis-server's own time per command, ``--profile FILE`` runs one more loop
-under cProfile and keeps the stats there.
+of ``--mode`` under cProfile and keeps the stats there.
 
-    python bench/track_cost.py [--visitors 5000] [--requests 4000] [--batches 40]
+    python bench/inprocess_cost.py [--visitors 5000] [--requests 4000] [--batches 40]
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ CONCURRENCY = 64
 BATCH_CONCURRENCY = 4
 """Batches in flight at once, as the 4 connections of ``bench/bench_assign.py``."""
 EXPERIMENT = {
-    "key": "track-one",
+    "key": "track-one",  # the others are this one under another key
     "variants": [{"key": "control", "weight": 0.5}, {"key": "variant", "weight": 0.5}],
     "metrics": [
         {"name": "conversion", "kind": "conversion", "event": "purchase", "primary": True},
@@ -157,8 +160,9 @@ async def run(args: argparse.Namespace) -> None:
         app = create_app(Settings.from_env(env))
         client = aioredis.Redis.from_url(redis.url)
         async with app.router.lifespan_context(app):
-            await checked(app, "POST", "/v1/experiments", EXPERIMENT)
-            await checked(app, "PATCH", "/v1/experiments/track-one", {"status": "running"})
+            for key in ("get-one", "post-a", "post-b", "post-c", "track-one"):
+                await checked(app, "POST", "/v1/experiments", {**EXPERIMENT, "key": key})
+                await checked(app, "PATCH", f"/v1/experiments/{key}", {"status": "running"})
 
             def expose(i: int) -> Callable[[], Awaitable[object]]:
                 body = {"visitor_id": f"pool-{i}", "experiments": ["track-one"]}
@@ -177,6 +181,23 @@ async def run(args: argparse.Namespace) -> None:
             def batch(body: bytes) -> Callable[[], Awaitable[object]]:
                 return lambda: checked_raw(app, "/v1/track/batch", body)
 
+            def assign_one(i: int) -> Callable[[], Awaitable[object]]:
+                path = f"/v1/assign?experiment=get-one&visitor_id=new-{i}"
+                return lambda: checked(app, "GET", path)
+
+            def assign_three(i: int) -> Callable[[], Awaitable[object]]:
+                body = {"visitor_id": f"new-{i}", "experiments": ["post-a", "post-b", "post-c"]}
+                return lambda: checked(app, "POST", "/v1/assign", body)
+
+            await in_flight([assign_one(-i) for i in range(1, 257)])  # warm the caches
+            python, redis_seconds = await measure(
+                client, [assign_one(i) for i in range(args.requests)], CONCURRENCY
+            )
+            report("GET /v1/assign", python, redis_seconds, args.requests, "request")
+            python, redis_seconds = await measure(
+                client, [assign_three(i) for i in range(args.requests)], CONCURRENCY
+            )
+            report("POST /v1/assign x3", python, redis_seconds, args.requests, "request")
             await in_flight([track(b) for b in singles[:256]])  # warm the caches
             python, redis_seconds = await measure(client, [track(b) for b in singles], CONCURRENCY)
             report("POST /v1/track", python, redis_seconds, len(singles), "request")
@@ -196,13 +217,30 @@ async def run(args: argparse.Namespace) -> None:
                 await command_stats(client, len(batches) * args.batch_size)
             if args.profile is not None:
                 profiler = cProfile.Profile()
-                work = [track(b) for b in singles] if args.mode == "track" else []
-                work += [batch(b) for b in batches] if args.mode == "batch" else []
+                work = {
+                    "assign": [assign_one(args.requests + i) for i in range(args.requests)],
+                    "track": [track(b) for b in singles],
+                    "batch": [batch(b) for b in batches],
+                }[args.mode]
                 profiler.enable()
                 await in_flight(work, CONCURRENCY if args.mode == "track" else BATCH_CONCURRENCY)
                 profiler.disable()
                 profiler.dump_stats(args.profile)
         await client.aclose()
+        await hello(args.requests)
+
+
+async def hello(requests: int) -> None:
+    """The bare hello-world driven the same way: the baseline the app is held to."""
+    from bench.hello_app import app
+
+    work = [lambda: checked(app, "GET", "/") for _ in range(requests)]
+    await in_flight(work[:256])
+    before = time.process_time()
+    await in_flight(work)
+    python = time.process_time() - before
+    per_request = python / requests * 1e6
+    print(f"{'bare hello-world':<18} {requests:>7,} request  python {per_request:8.1f} µs/request")
 
 
 async def checked_raw(app: App, path: str, body: bytes) -> None:
@@ -221,7 +259,7 @@ def main() -> int:
     parser.add_argument(
         "--commands", action="store_true", help="also print redis-server's time per command"
     )
-    parser.add_argument("--mode", choices=["track", "batch"], default="track")
+    parser.add_argument("--mode", choices=["assign", "track", "batch"], default="track")
     args = parser.parse_args()
     random.seed(12)
     uvloop.run(run(args))
