@@ -234,7 +234,9 @@ async def hello(requests: int) -> None:
     """The bare hello-world driven the same way: the baseline the app is held to."""
     from bench.hello_app import app
 
-    work = [lambda: checked(app, "GET", "/") for _ in range(requests)]
+    work: list[Callable[[], Awaitable[object]]] = [
+        lambda: checked(app, "GET", "/") for _ in range(requests)
+    ]
     await in_flight(work[:256])
     before = time.process_time()
     await in_flight(work)
