@@ -37,7 +37,7 @@ from redis.exceptions import AuthenticationError, InvalidResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["Lane"]
+__all__ = ["Command", "Lane"]
 
 Command = Sequence[str | int]
 

@@ -44,7 +44,14 @@ from service.api.middleware import Guard
 from service.api.schemas import error_responses
 from service.settings import Settings
 
-__all__ = ["FieldError", "create_app", "error_response", "errors_message", "field_errors"]
+__all__ = [
+    "YOUNG_COLLECTION_THRESHOLD",
+    "FieldError",
+    "create_app",
+    "error_response",
+    "errors_message",
+    "field_errors",
+]
 
 log = logging.getLogger("abacus")
 
