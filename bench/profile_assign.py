@@ -31,11 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_assign import Run, Scenario, prepare, serving, wrk  # noqa: E402
+from bench.bench_assign import cpu_seconds as process_cpu_seconds  # noqa: E402
 from experiments.embedded import EmbeddedRedis  # noqa: E402
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("hashing", ("(experiments/bucketing.py", "(fnv_hash_fast", "(fnvhash")),
     ("redis-py", ("(redis/", "(hiredis")),
+    ("the lane (ours: writes and parses Redis's replies)", ("(experiments/lane.py",)),
     ("the fast front (ours)", ("(service/api/fast.py",)),
     (
         "middleware (Guard, CORS, body limits, errors)",
@@ -64,9 +66,11 @@ def layer_of(stack: str) -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process (and its children) so far."""
+    seconds = process_cpu_seconds(pid)
+    if seconds is None:
+        raise RuntimeError("the CPU time of a process is read from /proc, which is missing here")
+    return seconds
 
 
 def main() -> int:
