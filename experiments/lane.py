@@ -37,7 +37,7 @@ from redis.exceptions import AuthenticationError, InvalidResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["Command", "Lane"]
+__all__ = ["IDLE_CHECK_SECONDS", "Command", "Lane"]
 
 Command = Sequence[str | int]
 
@@ -45,6 +45,11 @@ Command = Sequence[str | int]
 def _pack(command: Command) -> bytes:
     # hiredis's stub types the argument as a 1-tuple; any tuple of str, int or bytes is taken
     return cast(bytes, hiredis.pack_command(cast(Any, tuple(command))))
+
+
+IDLE_CHECK_SECONDS = 30.0
+"""A connection without a reply for this long is checked with a PING before its next batch
+(the interval of redis-py's health check on the store's pool)."""
 
 
 class Lane:
@@ -102,8 +107,25 @@ class Lane:
         protocol = self._protocol
         if protocol is None or not protocol.usable():
             protocol = await self._open()
+        elif protocol.loop.time() - protocol.last_reply > IDLE_CHECK_SECONDS:
+            protocol = await self._checked(protocol)
         data = b"".join([_pack(command) for command in commands])
         return await protocol.send(data, len(commands), self.timeout_seconds)
+
+    async def _checked(self, protocol: _Protocol) -> _Protocol:
+        """``protocol`` if it still answers a PING, else a new connection.
+
+        After a long quiet spell a connection may be gone without a word (a NAT or firewall
+        forgetting it): a batch sent on it would wait out its whole timeout and fail. As
+        redis-py's health check does, a PING goes first; only a connection that answers it is
+        used, so no batch is sent on a dead one.
+        """
+        try:
+            await protocol.send(_pack(("PING",)), 1, self.timeout_seconds)
+        except (RedisConnectionError, RedisTimeoutError):
+            protocol.close()
+            return await self._open()
+        return protocol
 
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
@@ -180,6 +202,7 @@ class _Protocol(asyncio.Protocol):
         self.waiting: deque[_Batch] = deque()
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
+        self.last_reply = self.loop.time()
         self.lost = False
 
     def usable(self) -> bool:
@@ -215,6 +238,7 @@ class _Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
+        self.last_reply = self.loop.time()
         self.reader.feed(data)
         waiting = self.waiting
         while True:

@@ -22,6 +22,7 @@ from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from experiments import lane as lane_module
 from experiments.connection import LanedRedis, connect
 from experiments.embedded import EmbeddedRedis
 from experiments.lane import Command, Lane
@@ -197,3 +198,26 @@ def test_a_killed_server_fails_the_waiting_batch_and_a_new_one_reconnects() -> N
         lost, refused = asyncio.run(main())
         assert isinstance(lost, RedisConnectionError)
         assert isinstance(refused, RedisConnectionError)  # nothing listens: refused, not hung
+
+
+def test_after_a_quiet_spell_a_ping_goes_first_and_replies_stay_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lane_module, "IDLE_CHECK_SECONDS", 0.0)  # every batch counts as late
+    with debian_redis() as (port, _):
+
+        async def main() -> list[list[object]]:
+            client = connect(f"redis://127.0.0.1:{port}/0")
+            lane = _lane_of(client)
+            sha = await client.script_load(COUNT)
+            try:
+                return [await lane.run([("EVALSHA", sha, 1, "k")] * 2) for _ in range(3)]
+            finally:
+                await client.aclose()
+
+        direct = redis.Redis(port=port)
+        pings_before = direct.info("commandstats").get("cmdstat_ping", {}).get("calls", 0)
+        replies = asyncio.run(main())
+        pings = direct.info("commandstats")["cmdstat_ping"]["calls"] - pings_before
+        assert replies == [[1, 2], [3, 4], [5, 6]]  # no PING reply handed to a batch
+        assert pings >= 3  # one before each batch (the test's own ping() is counted too)
