@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterator,
-    Mapping,
-    MutableMapping,
-    Sequence,
-)
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,30 +236,6 @@ async def _reclaim_deleted(store: Store) -> None:
         log.warning("reclaiming deleted experiments failed (retried at next start): %s", exc)
 
 
-YOUNG_COLLECTION_THRESHOLD = 10_000
-"""Allocations (net of frees) between two young-generation collections while serving."""
-
-
-@contextmanager
-def _collector_tuned_for_serving() -> Iterator[None]:
-    """The garbage collector set for a serving process, as it was again afterwards.
-
-    What the process holds once started (modules, schemas, routes: ~180,000 objects) lives as
-    long as it does: frozen, full collections no longer walk it. And the 64 requests in flight
-    allocate and free far more than the default 700 objects between collections, so each
-    young collection walked them all again. Measured in process (``bench/track_cost.py``, 4,000
-    tracks): 84 ms of collections with the heap frozen (358 ms before), none at this threshold.
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
 def create_app(settings: Settings | None = None, *, fast_routes: bool = True) -> FastAPI:
     """Build the application. Redis is opened by the lifespan, never at import.
 
@@ -317,8 +284,7 @@ def create_app(settings: Settings | None = None, *, fast_routes: bool = True) ->
         app.state.notifier = Notifier(store)
         app.state.notifier.start(settings.notify_interval_seconds)
         try:
-            with _collector_tuned_for_serving():
-                yield
+            yield
         finally:
             reclaim.cancel()
             if bandits is not None:

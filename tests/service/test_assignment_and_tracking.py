@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -12,8 +11,6 @@ from fastapi.testclient import TestClient
 
 from experiments.assignment import decide
 from experiments.definitions import Experiment
-from service.api.app import YOUNG_COLLECTION_THRESHOLD, create_app
-from service.settings import Settings
 from tests.service.conftest import AUTH, BUYAKILT, create_running
 
 
@@ -308,18 +305,6 @@ def test_metrics_endpoint_counts_assignments_and_events(client: TestClient) -> N
     text = client.get("/metrics", headers=AUTH).text
     assert 'abacus_events_total{outcome="credited"} 3.0' in text
     assert 'abacus_events_total{outcome="not_exposed"} 2.0' in text
-
-
-def test_the_service_tunes_the_collector_while_it_serves_and_restores_it(
-    settings: Settings,
-) -> None:
-    before = gc.get_threshold()
-    with TestClient(create_app(settings)) as client:
-        assert client.get("/healthz").status_code == 200
-        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
-        assert gc.get_freeze_count() > 10_000  # the startup heap
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
 
 
 def test_a_deleted_experiment_is_gone_and_a_new_one_with_its_key_starts_at_zero(
