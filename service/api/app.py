@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -263,11 +264,19 @@ def _collector_tuned_for_serving() -> Iterator[None]:
     What the process holds once started (modules, schemas, routes: ~180,000 objects) lives as
     long as it does: frozen, full collections no longer walk it. And the 64 requests in flight
     allocate and free far more than the default 700 objects between collections, so each
-    young collection walked them all again. Measured in process (``bench/inprocess_cost.py``, 4,000
-    tracks): 84 ms of collections with the heap frozen (358 ms before), none at this threshold;
-    ``GET /v1/assign`` (``bench/inprocess_cost.py``) went from about 140 µs of CPU per
-    request to about 87 µs with the heap frozen.
+    young collection walked them all again. Measured in process (``bench/inprocess_cost.py``,
+    4,000 tracks): 84 ms of collections with the heap frozen (358 ms before), none at this
+    threshold; ``GET /v1/assign`` went from about 140 µs of CPU per request to about 87 µs with
+    the heap frozen.
+
+    Only when the app runs on the process's main thread: a server process of its own (uvicorn,
+    ``abacus serve``, each of its workers). An app run in a thread of another program (a test
+    client's portal thread) leaves that program's collector as it is: freezing would also freeze
+    whatever garbage the host program has not collected yet.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     thresholds = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
