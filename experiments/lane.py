@@ -74,7 +74,8 @@ class Lane:
         self.encoding, self.encoding_errors = encoding, encoding_errors
         self.address = path if path is not None else f"{host}:{port}"
         self._protocol: _Protocol | None = None
-        self._opening: asyncio.Lock | None = None
+        self._opening: asyncio.Lock | None = None  # one connect at a time, per event loop
+        self._opening_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def of_pool(cls, pool: ConnectionPool, timeout_seconds: float) -> Lane | None:
@@ -137,8 +138,6 @@ class Lane:
                 return protocol
             self._protocol = await self._connect(loop)
             return self._protocol
-
-    _opening_loop: asyncio.AbstractEventLoop | None = None
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
         def make() -> _Protocol:
