@@ -102,7 +102,7 @@ def encode_attributes(attributes: Mapping[str, object] | None) -> str:
     """Attributes as compact, key-sorted JSON (the form the log keeps)."""
     if not attributes:
         return "{}"
-    return json.dumps(attributes or {}, separators=(",", ":"), sort_keys=True)
+    return json.dumps(attributes, separators=(",", ":"), sort_keys=True)
 
 
 MAX_EVENTS_PER_CALL = 128
@@ -388,12 +388,6 @@ class TrackingMixin(StoreBase):
             await self._slices(e, index, attributes_json) if e.dimensions else ""
             for e, index in calls
         ]
-        if len(calls) == 1:
-            experiment, index = calls[0]
-            keys, args = self._assign_call(
-                experiment, visitor_id, index, now_ms, attributes_json, slices[0]
-            )
-            return [Exposure.from_reply(await self._assign_batcher.call(keys, args))]
         results = await self._run_pipelined(
             [
                 (
