@@ -179,8 +179,13 @@ class RedisCluster:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {node.port} did not answer")
 
-    def wait_until_ok(self, timeout_seconds: float = 30.0) -> None:
-        """Until every live node says ``cluster_state:ok`` and all agree on the masters."""
+    def wait_until_ok(self, timeout_seconds: float = 30.0, *, without: int | None = None) -> None:
+        """Until every live node says ``cluster_state:ok`` and all agree on the masters.
+
+        ``without``: the port of a master that was stopped or killed; also wait until no node
+        counts it among the masters (right after a kill the cluster still says ok: the failure
+        is noticed only after the node timeout).
+        """
         deadline = time.monotonic() + timeout_seconds
         while True:
             views: set[tuple[int, ...]] = set()
@@ -195,7 +200,7 @@ class RedisCluster:
                         views.add(tuple(sorted(self._masters_seen(client))))
                 except redis.RedisError:
                     ok = False
-            if ok and len(views) == 1:
+            if ok and len(views) == 1 and not any(without in view for view in views):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
