@@ -29,11 +29,42 @@
 -- or not at all, a ratio of two such) is summed over the call and written once per field: the
 -- sum of integers is exact, so the stored number is the one the per-event writes would leave.
 -- Every other increment is written as it comes, in order (HINCRBYFLOAT rounds each step).
+-- Every event's assignment is read first: a call none of whose visitors is exposed (the usual
+-- call to an experiment that reads the event but never showed the visitor anything) returns
+-- before the plans are read.
 -- Returns one code per event: 1 credited, 0 visitor not exposed, 2 event before the exposure,
 -- 3 duplicate event id.
 local log_max_length = tonumber(ARGV[1])
 local expire_at = ARGV[2]
 local dimensions = tonumber(ARGV[3])
+
+-- where each plan's values start, how many other state keys its events carry
+local plan_at, plan_others = {}, {}
+local a = 5
+for p = 1, tonumber(ARGV[4]) do
+  plan_at[p] = a
+  plan_others[p] = tonumber(ARGV[a + 1])
+  a = a + 2 + tonumber(ARGV[a]) * 9
+end
+local first_event = a
+
+-- every event's assignment, read first (this script never writes one): a call none of whose
+-- visitors is exposed ends here, before anything else is built
+local assigned, exposed, events = {}, false, 0
+local kb = 4 + dimensions
+for ab = first_event, #ARGV, 7 do
+  events = events + 1
+  local raw = redis.call('HGET', KEYS[kb], ARGV[ab + 1])
+  assigned[events] = raw or false
+  if raw then exposed = true end
+  kb = kb + 3 + plan_others[tonumber(ARGV[ab])]
+  if ARGV[ab + 5] ~= '' then kb = kb + 5 end
+end
+if not exposed then
+  local codes = {}
+  for e = 1, events do codes[e] = 0 end
+  return codes
+end
 
 local function limit_of(cap)
   if cap == '' then return nil end
@@ -51,11 +82,11 @@ end
 
 -- each plan's specs, read once per call
 local plans = {}
-local a = 5
-for p = 1, tonumber(ARGV[4]) do
-  local count, specs = tonumber(ARGV[a]), {}
+for p = 1, #plan_at do
+  local at = plan_at[p]
+  local count, specs = tonumber(ARGV[at]), {}
   for i = 0, count - 1 do
-    local base = a + 2 + i * 9
+    local base = at + 2 + i * 9
     local spec = {kind = ARGV[base + 1], name = ARGV[base], prefixes = {}}
     if spec.kind == 'ratio' then
       spec.x = part_of(ARGV[base + 3], ARGV[base + 4], ARGV[base + 5])
@@ -68,8 +99,7 @@ for p = 1, tonumber(ARGV[4]) do
     end
     specs[i + 1] = spec
   end
-  plans[p] = {specs = specs, others = tonumber(ARGV[a + 1])}
-  a = a + 2 + count * 9
+  plans[p] = {specs = specs, others = plan_others[p]}
 end
 
 local function read_state(key, visitor)
@@ -139,12 +169,12 @@ end
 
 local days_added = {}
 
--- one event: its keys from KEYS[kb] (assign), its values from ARGV[ab] (plan)
-local function credit(kb, ab, plan)
+-- one event: its keys from KEYS[kb] (assign), its values from ARGV[ab] (plan), its visitor's
+-- assignment as read above
+local function credit(kb, ab, plan, assignment)
+  if not assignment then return 0 end
   local visitor = ARGV[ab + 1]
-  local assigned = redis.call('HGET', KEYS[kb], visitor)
-  if not assigned then return 0 end
-  local number, slices = string.match(assigned, '^(%d+):?(.*)$')
+  local number, slices = string.match(assignment, '^(%d+):?(.*)$')
   local packed = tonumber(number)
   local v = packed % 32
   if tonumber(ARGV[ab + 3]) < (packed - v) / 32 then return 2 end
@@ -216,13 +246,13 @@ local function credit(kb, ab, plan)
 end
 
 local codes = {}
-local kb = 4 + dimensions
-while a <= #ARGV do
-  local plan = plans[tonumber(ARGV[a])]
-  codes[#codes + 1] = credit(kb, a, plan)
+kb = 4 + dimensions
+for ab = first_event, #ARGV, 7 do
+  local plan = plans[tonumber(ARGV[ab])]
+  local e = #codes + 1
+  codes[e] = credit(kb, ab, plan, assigned[e])
   kb = kb + 3 + plan.others
-  if ARGV[a + 5] ~= '' then kb = kb + 5 end
-  a = a + 7
+  if ARGV[ab + 5] ~= '' then kb = kb + 5 end
 end
 for _, key in ipairs(keys_in_order) do
   local of_key = totals[key]

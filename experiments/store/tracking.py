@@ -35,7 +35,7 @@ from experiments.connection import REDIS_FAILURES, guard, guarded
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import StoreUnavailableError
 from experiments.keys import ActivityKeys as ActivityKeysOfShard
-from experiments.keys import ShardKeys, place_of
+from experiments.keys import ShardKeys, VisitorPlace, place_of
 from experiments.store import codec
 from experiments.store._base import ScriptCall, ShardHead, StoreBase
 from experiments.store.scripts import (
@@ -199,6 +199,38 @@ def _event_ids(
     return found
 
 
+class _Prepared:
+    """What every call of one event shares, computed once however many experiments read it."""
+
+    __slots__ = ("day", "event", "event_id", "places", "track_args", "visitor")
+
+    def __init__(self, event: TrackEvent) -> None:
+        self.event = event
+        self.visitor = visitor = codec.pack_visitor(event.visitor_id)
+        self.day = day = codec.day_of(event.timestamp_ms)
+        self.event_id = (
+            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else ""
+        )
+        # the event's TrackEventArgs but the plan number, which each call gives its plans
+        self.track_args = TrackEventArgs(
+            0,
+            visitor,
+            event.value_text,
+            event.timestamp_ms,
+            day,
+            self.event_id,
+            codec.event_entry(visitor, event.timestamp_ms, event.event, event.value_text),
+        )[1:]
+        self.places: dict[tuple[int, int], VisitorPlace] = {}
+
+    def place(self, shards: int, slices: int) -> VisitorPlace:
+        """The visitor's shard and slice in a layout of ``shards`` x ``slices``."""
+        found = self.places.get((shards, slices))
+        if found is None:
+            found = self.places[(shards, slices)] = place_of(self.event.visitor_id, shards, slices)
+        return found
+
+
 class _TrackCall:
     """One track.lua call being built: events of one experiment shard, in their order."""
 
@@ -216,29 +248,22 @@ class _TrackCall:
         self.event_args: list[str | int] = []
 
     def add(
-        self, position: int, event: TrackEvent, plan: _TrackPlan, slice_: int, parts: list[int]
+        self, position: int, event: _Prepared, plan: _TrackPlan, slice_: int, parts: list[int]
     ) -> None:
-        number = self.plans.get(event.event)
+        name = event.event.event
+        number = self.plans.get(name)
         if number is None:
-            number = self.plans[event.event] = len(self.plans) + 1
+            number = self.plans[name] = len(self.plans) + 1
             self.plan_args += plan.args
         k = self.shard
-        day = codec.day_of(event.timestamp_ms)
-        visitor = codec.pack_visitor(event.visitor_id)
-        self.keys += TrackEventKeys(k.assign(slice_), k.day(day), k.state(slice_, event.event))
+        keys = self.keys
+        keys += TrackEventKeys(k.assign(slice_), k.day(event.day), k.state(slice_, name))
         for other in plan.other_events:
-            self.keys.append(k.state(slice_, other))
+            keys.append(k.state(slice_, other))
         if event.event_id:
-            self.keys += _event_ids(self.cache, k, slice_, parts)  # EventIdKeys' order
-        self.event_args += TrackEventArgs(
-            number,
-            visitor,
-            event.value_text,
-            event.timestamp_ms,
-            day,
-            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
-            codec.event_entry(visitor, event.timestamp_ms, event.event, event.value_text),
-        )
+            keys += _event_ids(self.cache, k, slice_, parts)  # EventIdKeys' order
+        self.event_args.append(number)
+        self.event_args += event.track_args
         self.positions.append(position)
 
     def call(self) -> tuple[list[str], list[str | int]]:
@@ -255,14 +280,12 @@ class _ActivityCall:
         self.args: list[str | int] = list(args)
         self.count = 0
 
-    def add(self, event: TrackEvent, slice_: int, parts: list[int]) -> None:
+    def add(self, event: _Prepared, slice_: int, parts: list[int]) -> None:
         if event.event_id:
             self.keys += _event_ids(self.cache, self.shard, slice_, parts)
-        visitor = codec.pack_visitor(event.visitor_id)
-        self.args += [
-            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else "",
-            codec.activity_entry(visitor, event.timestamp_ms, event.event, event.value_text),
-        ]
+        e = event.event
+        entry = codec.activity_entry(event.visitor, e.timestamp_ms, e.event, e.value_text)
+        self.args += (event.event_id, entry)
         self.count += 1
 
 
@@ -441,7 +464,7 @@ class TrackingMixin(StoreBase):
     def _track_calls(
         self,
         experiments: Sequence[Experiment],
-        events: Sequence[TrackEvent],
+        events: Sequence[_Prepared],
         parts: list[int],
         expire_at: int,
     ) -> list[_TrackCall]:
@@ -450,10 +473,10 @@ class TrackingMixin(StoreBase):
         calls: list[_TrackCall] = []
         for position, event in enumerate(events):
             for number, experiment in enumerate(experiments):
-                plan = _track_plan(experiment, event.event)
+                plan = _track_plan(experiment, event.event.event)
                 if plan is None:
                     continue
-                place = place_of(event.visitor_id, experiment.shards, experiment.slices)
+                place = event.place(experiment.shards, experiment.slices)
                 call = open_calls.get((number, place.shard))
                 if call is None or len(call.positions) >= MAX_EVENTS_PER_CALL:
                     head = self._shard_head(experiment, place.shard)
@@ -465,13 +488,13 @@ class TrackingMixin(StoreBase):
         return calls
 
     def _activity_calls(
-        self, events: Sequence[TrackEvent], parts: list[int], expire_at: int
+        self, events: Sequence[_Prepared], parts: list[int], expire_at: int
     ) -> list[_ActivityCall]:
         """The activity.lua calls for ``events``: one per activity shard holding any of them."""
         open_calls: dict[int, _ActivityCall] = {}
         calls: list[_ActivityCall] = []
         for event in events:
-            place = place_of(event.visitor_id, self.activity_shards, self.activity_slices)
+            place = event.place(self.activity_shards, self.activity_slices)
             call = open_calls.get(place.shard)
             if call is None or call.count >= MAX_EVENTS_PER_CALL:
                 args = ActivityArgs(expire_at, self.log_max_length)
@@ -499,9 +522,12 @@ class TrackingMixin(StoreBase):
         """
         now = int(time.time() * 1000) if now_ms is None else now_ms
         parts, expire_at = self._dedup_parts(now)
-        calls = self._track_calls(experiments, events, parts, expire_at)
+        prepared = [_Prepared(event) for event in events]
+        calls = self._track_calls(experiments, prepared, parts, expire_at)
         script_calls: list[ScriptCall] = [(self._track, *call.call()) for call in calls]
-        activity = self._activity_calls(events, parts, expire_at) if self.log_max_length > 0 else []
+        activity = (
+            self._activity_calls(prepared, parts, expire_at) if self.log_max_length > 0 else []
+        )
         script_calls += [(self._activity, a.keys, a.args) for a in activity]
         outcomes: list[dict[str, TrackOutcome]] = [{} for _ in events]
         if not script_calls:
