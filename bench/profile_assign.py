@@ -8,7 +8,10 @@ redis-py); the server's CPU time over the run, divided by the requests answered 
 those shares, gives microseconds per request per layer. redis-server's own CPU time (the Lua
 script) is read from ``/proc`` over the same run.
 
-    python bench/profile_assign.py [--seconds 10] [--mode track --path /v1/track]
+    python bench/profile_assign.py [--seconds 10] [--mode get|assign3|track|batch]
+
+Each mode requests its own route (``--path`` overrides it); a run with answers other than 2xx
+is refused, since it would profile error handling instead.
 
 Needs ``wrk`` and ``py-spy`` (``pip install py-spy``), and permission to attach to a child
 process (``ptrace``).
@@ -30,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_assign import Run, Scenario, prepare, serving, wrk  # noqa: E402
+from bench.bench_assign import BATCH_CONNECTIONS, Run, Scenario, prepare, serving, wrk  # noqa: E402
 from bench.bench_assign import cpu_seconds as process_cpu_seconds  # noqa: E402
 from experiments.embedded import EmbeddedRedis  # noqa: E402
 
@@ -65,6 +68,15 @@ def layer_of(stack: str) -> str:
     return "other (interpreter, stdlib)"
 
 
+PATHS = {
+    "get": "/v1/assign?experiment=get-one&visitor_id=",
+    "assign3": "/v1/assign",
+    "track": "/v1/track",
+    "batch": "/v1/track/batch",
+}
+"""The route each mode requests, as in ``bench/bench_assign.py``."""
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (and its children) so far."""
     seconds = process_cpu_seconds(pid)
@@ -76,13 +88,15 @@ def cpu_seconds(pid: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--path", default="/v1/assign?experiment=get-one&visitor_id=")
+    parser.add_argument("--connections", type=int, help="default: 4 for batch, else 64")
+    parser.add_argument("--path", help="the request's path (default: the mode's route)")
     parser.add_argument(
         "--mode", default="get", choices=["get", "assign3", "track", "batch"], help="the request"
     )
     parser.add_argument("--raw", type=Path, help="also keep py-spy's collapsed stacks here")
     args = parser.parse_args()
+    path = args.path or PATHS[args.mode]
+    connections = args.connections or (BATCH_CONNECTIONS if args.mode == "batch" else 64)
     for tool in ("wrk", "py-spy"):
         if shutil.which(tool) is None:
             print(f"{tool} is not installed", file=sys.stderr)
@@ -93,7 +107,7 @@ def main() -> int:
         target = "service.api.app:create_app"
         with serving(target, factory=True, workers=1, env=env, ready="/healthz") as server:
             prepare(server.url)
-            scenario = Scenario("profiled", "app", args.mode, args.path, args.connections)
+            scenario = Scenario("profiled", "app", args.mode, path, connections)
             wrk(server.url, scenario, 2, Path(tmp), "warm")
             raw = Path(tmp) / "profile.txt"
             record = ["record", "--pid", str(server.process.pid), "--format", "raw"]
@@ -130,6 +144,10 @@ def main() -> int:
     total = sum(samples.values())
     if not answered or not total:
         print("no requests answered or no samples taken", file=sys.stderr)
+        return 1
+    if run.non_2xx:
+        refused = f"{run.non_2xx:,} of {answered:,} answers were not 2xx: check --path"
+        print(refused, file=sys.stderr)
         return 1
     server_us = (after[0] - before[0]) / answered * 1e6
     redis_us = (after[1] - before[1]) / answered * 1e6
