@@ -200,28 +200,54 @@ def _event_ids(
 
 
 class _Prepared:
-    """What every call of one event shares, computed once however many experiments read it."""
+    """What every call of one event shares, computed once however many experiments read it
+    (and only when one does, or the activity log takes it)."""
 
-    __slots__ = ("day", "event", "event_id", "places", "track_args", "visitor")
+    __slots__ = ("_day", "_event_id", "_track_args", "_visitor", "event", "places")
 
     def __init__(self, event: TrackEvent) -> None:
         self.event = event
-        self.visitor = visitor = codec.pack_visitor(event.visitor_id)
-        self.day = day = codec.day_of(event.timestamp_ms)
-        self.event_id = (
-            codec.event_id_digest(event.visitor_id, event.event_id) if event.event_id else ""
-        )
-        # the event's TrackEventArgs but the plan number, which each call gives its plans
-        self.track_args = TrackEventArgs(
-            0,
-            visitor,
-            event.value_text,
-            event.timestamp_ms,
-            day,
-            self.event_id,
-            codec.event_entry(visitor, event.timestamp_ms, event.event, event.value_text),
-        )[1:]
         self.places: dict[tuple[int, int], VisitorPlace] = {}
+        self._day: str | None = None
+        self._visitor: str | None = None
+        self._event_id: str | None = None
+        self._track_args: tuple[str | int, ...] | None = None
+
+    @property
+    def day(self) -> str:
+        if self._day is None:
+            self._day = codec.day_of(self.event.timestamp_ms)
+        return self._day
+
+    @property
+    def visitor(self) -> str:
+        if self._visitor is None:
+            self._visitor = codec.pack_visitor(self.event.visitor_id)
+        return self._visitor
+
+    @property
+    def event_id(self) -> str:
+        """The digest the dedup windows keep, '' for an event without an id."""
+        if self._event_id is None:
+            e = self.event
+            self._event_id = codec.event_id_digest(e.visitor_id, e.event_id) if e.event_id else ""
+        return self._event_id
+
+    @property
+    def track_args(self) -> tuple[str | int, ...]:
+        """The event's TrackEventArgs but the plan number, which each call gives its plans."""
+        if self._track_args is None:
+            e, visitor = self.event, self.visitor
+            self._track_args = TrackEventArgs(
+                0,
+                visitor,
+                e.value_text,
+                e.timestamp_ms,
+                self.day,
+                self.event_id,
+                codec.event_entry(visitor, e.timestamp_ms, e.event, e.value_text),
+            )[1:]
+        return self._track_args
 
     def place(self, shards: int, slices: int) -> VisitorPlace:
         """The visitor's shard and slice in a layout of ``shards`` x ``slices``."""
@@ -260,7 +286,7 @@ class _TrackCall:
         keys += TrackEventKeys(k.assign(slice_), k.day(event.day), k.state(slice_, name))
         for other in plan.other_events:
             keys.append(k.state(slice_, other))
-        if event.event_id:
+        if event.event.event_id:
             keys += _event_ids(self.cache, k, slice_, parts)  # EventIdKeys' order
         self.event_args.append(number)
         self.event_args += event.track_args
@@ -281,7 +307,7 @@ class _ActivityCall:
         self.count = 0
 
     def add(self, event: _Prepared, slice_: int, parts: list[int]) -> None:
-        if event.event_id:
+        if event.event.event_id:
             self.keys += _event_ids(self.cache, self.shard, slice_, parts)
         e = event.event
         entry = codec.activity_entry(event.visitor, e.timestamp_ms, e.event, e.value_text)
