@@ -245,11 +245,11 @@ local function credit(kb, ab, plan, assignment)
   return 1
 end
 
-local codes = {}
+local codes, e = {}, 0
 kb = 4 + dimensions
 for ab = first_event, #ARGV, 7 do
   local plan = plans[tonumber(ARGV[ab])]
-  local e = #codes + 1
+  e = e + 1
   codes[e] = credit(kb, ab, plan, assigned[e])
   kb = kb + 3 + plan.others
   if ARGV[ab + 5] ~= '' then kb = kb + 5 end
