@@ -146,11 +146,23 @@ class ShardKeys:
     agg: str = field(init=False, repr=False, compare=False)
     days: str = field(init=False, repr=False, compare=False)
     log: str = field(init=False, repr=False, compare=False)
+    _heads: dict[int, tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "agg", f"{self.base}:agg")
         object.__setattr__(self, "days", f"{self.base}:days")
         object.__setattr__(self, "log", f"{self.base}:log")
+
+    def head(self, dimensions: int) -> tuple[str, ...]:
+        """``agg``, ``days``, ``log`` and the first ``dimensions`` dimension aggregates: the
+        keys every event's write to this shard names first (built once per count)."""
+        found = self._heads.get(dimensions)
+        if found is None:
+            dims = (self.dimension(d) for d in range(dimensions))
+            found = self._heads[dimensions] = (self.agg, self.days, self.log, *dims)
+        return found
 
     def day(self, day: str) -> str:
         return f"{self.base}:d:{day}"

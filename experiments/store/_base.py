@@ -26,11 +26,9 @@ from experiments.store.scripts import (
     TRACK,
 )
 
-__all__ = ["Client", "ScriptCall", "ShardHead", "StoreBase"]
+__all__ = ["Client", "ScriptCall", "StoreBase"]
 
 ScriptCall = tuple[AsyncScript, list[str], list[str | int]]
-ShardHead = tuple[ShardKeys, tuple[str, ...]]
-"""An experiment shard's keys and the fixed KEYS of its track.lua calls."""
 
 
 class StoreBase:
@@ -76,8 +74,6 @@ class StoreBase:
         self._full_dimensions: set[tuple[str, int]] = set()
         # (shard base, slice, window part) -> event-id keys: a batch of events builds thousands
         self._slice_keys: dict[tuple[str, int, int], list[str]] = {}
-        # (experiment key, generation, shards, dimensions, shard) -> that shard's head
-        self._shard_heads: dict[tuple[str, int, int, int, int], ShardHead] = {}
         self._session = client.register_script(SESSION.source)
         self._attempt = client.register_script(ATTEMPT.source)
         self._bandit_period = client.register_script(BANDIT_PERIOD.source)

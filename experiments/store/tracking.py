@@ -37,7 +37,7 @@ from experiments.errors import StoreUnavailableError
 from experiments.keys import ActivityKeys as ActivityKeysOfShard
 from experiments.keys import ShardKeys, VisitorPlace, place_of
 from experiments.store import codec
-from experiments.store._base import ScriptCall, ShardHead, StoreBase
+from experiments.store._base import ScriptCall, StoreBase
 from experiments.store.scripts import (
     TRACK_OTHERS_OFFSET,
     TRACK_STATE_OFFSET,
@@ -50,7 +50,6 @@ from experiments.store.scripts import (
     TrackArgs,
     TrackEventArgs,
     TrackEventKeys,
-    TrackKeys,
 )
 
 __all__ = [
@@ -261,16 +260,17 @@ class _TrackCall:
     """One track.lua call being built: events of one experiment shard, in their order."""
 
     def __init__(
-        self, experiment: Experiment, head: ShardHead, args: TrackArgs, cache: _SliceKeys
+        self, experiment: Experiment, shard: ShardKeys, args: TrackArgs, cache: _SliceKeys
     ) -> None:
         self.experiment = experiment
         self.cache = cache
-        self.shard = head[0]
+        self.shard = shard
         self.args = args
         self.positions: list[int] = []
         self.plans: dict[str, int] = {}
         self.plan_args: list[str] = []
-        self.keys: list[str] = list(head[1])
+        # TrackKeys, then the shard's dimension aggregates
+        self.keys: list[str] = list(shard.head(len(experiment.dimensions)))
         self.event_args: list[str | int] = []
 
     def add(
@@ -469,24 +469,6 @@ class TrackingMixin(StoreBase):
         )
         return [Exposure.from_reply(r) for r in results]
 
-    def _shard_head(self, experiment: Experiment, shard: int) -> ShardHead:
-        """A shard's keys and the fixed KEYS of its track.lua calls, built once per
-        experiment generation and shard."""
-        heads = self._shard_heads
-        dimensions = len(experiment.dimensions)
-        place = (experiment.key, experiment.generation, experiment.shards, dimensions, shard)
-        head = heads.get(place)
-        if head is None:
-            if len(heads) >= _MAX_SLICE_KEYS:
-                heads.clear()
-            k = self._shard_keys(experiment, shard)
-            script_keys = (
-                *TrackKeys(k.agg, k.days, k.log),
-                *(k.dimension(d) for d in range(dimensions)),
-            )
-            head = heads[place] = (k, script_keys)
-        return head
-
     def _track_calls(
         self,
         experiments: Sequence[Experiment],
@@ -505,9 +487,9 @@ class TrackingMixin(StoreBase):
                 place = event.place(experiment.shards, experiment.slices)
                 call = open_calls.get((number, place.shard))
                 if call is None or len(call.positions) >= MAX_EVENTS_PER_CALL:
-                    head = self._shard_head(experiment, place.shard)
+                    shard = self._shard_keys(experiment, place.shard)
                     args = TrackArgs(self.log_max_length, expire_at, len(experiment.dimensions))
-                    call = _TrackCall(experiment, head, args, self._slice_keys)
+                    call = _TrackCall(experiment, shard, args, self._slice_keys)
                     open_calls[(number, place.shard)] = call
                     calls.append(call)
                 call.add(position, event, plan, place.slice, parts)

@@ -15,7 +15,7 @@ from experiments.definitions import Experiment, Status, transition
 from experiments.errors import ConflictError, StoreUnavailableError
 from experiments.keys import CLUSTER_SLOTS, Keyspace, key_slot, place_of
 from experiments.store import Store, TrackEvent, TrackOutcome, codec, day_of
-from experiments.store.scripts import SCRIPTS
+from experiments.store.scripts import SCRIPTS, TrackKeys
 from tests.conftest import RedisTarget
 from tests.support.store import StoreRunner
 
@@ -348,6 +348,19 @@ def test_every_script_header_declares_the_layout_python_uses() -> None:
         }
         keys, args = spec.layout()
         assert (header["KEYS"], header["ARGV"]) == (keys, args), spec.file
+
+
+def test_a_shard_head_is_the_track_keys_then_the_dimension_aggregates() -> None:
+    shard = Keyspace("p").shard("checkout", 3, 1, 4)
+    head = shard.head(2)
+    assert head == (
+        *TrackKeys(agg=shard.agg, days=shard.days, log=shard.log),
+        shard.dimension(0),
+        shard.dimension(1),
+    )
+    assert shard.head(2) is head  # built once
+    assert shard.head(0) == tuple(TrackKeys(shard.agg, shard.days, shard.log))
+    assert len({shard.agg, shard.days, shard.log, *head[3:]}) == 5
 
 
 def test_a_definition_of_the_first_layout_is_adopted_and_counts_from_zero(
