@@ -186,7 +186,7 @@ class FastFront:
             answer = await public.assign_many_answer(self.state, request)
         except AbacusError:
             return None
-        return _json(answer.model_dump_json().encode())
+        return _json(orjson.dumps(answer))
 
     async def _track(self, scope: Scope, body: bytes) -> Answer | None:
         request = _parse(TrackRequest, body)

@@ -281,12 +281,13 @@ ASSIGN_ONE_OPENAPI: dict[str, object] = {
     summary="Assign to several experiments",
     responses=error_responses(404, 413, 422, 503),
 )
-async def assign_many(request: Request, body: AssignRequest) -> AssignResponse:
+async def assign_many(request: Request, body: AssignRequest) -> dict[str, object]:
     return await assign_many_answer(request.app.state, body)
 
 
-async def assign_many_answer(state: State, body: AssignRequest) -> AssignResponse:
-    """The answer of ``POST /v1/assign``, exposures recorded first.
+async def assign_many_answer(state: State, body: AssignRequest) -> dict[str, object]:
+    """The answer of ``POST /v1/assign`` (an :class:`AssignResponse`'s fields, in its order),
+    exposures recorded first.
 
     Raises what the definitions cache raises (unknown experiment, no copy yet) before any write.
     """
@@ -309,7 +310,7 @@ async def assign_many_answer(state: State, body: AssignRequest) -> AssignRespons
         encode_attributes(body.attributes),
         also_record=holdouts,
     )
-    return AssignResponse(visitor_id=body.visitor_id, assignments=answer, recorded=recorded)
+    return {"visitor_id": body.visitor_id, "assignments": answer, "recorded": recorded}
 
 
 @router.post(
