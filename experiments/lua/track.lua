@@ -48,12 +48,13 @@ for p = 1, tonumber(ARGV[4]) do
 end
 local first_event = a
 
--- every event's assignment, read first (this script never writes one): a call none of whose
--- visitors is exposed ends here, before anything else is built
-local assigned, exposed, events = {}, false, 0
+-- every event's assignment, read first (this script never writes one), and where its keys
+-- start: a call none of whose visitors is exposed ends here, before anything else is built
+local assigned, keys_at, exposed, events = {}, {}, false, 0
 local kb = 4 + dimensions
 for ab = first_event, #ARGV, 7 do
   events = events + 1
+  keys_at[events] = kb
   local raw = redis.call('HGET', KEYS[kb], ARGV[ab + 1])
   assigned[events] = raw or false
   if raw then exposed = true end
@@ -245,14 +246,10 @@ local function credit(kb, ab, plan, assignment)
   return 1
 end
 
-local codes, e = {}, 0
-kb = 4 + dimensions
-for ab = first_event, #ARGV, 7 do
-  local plan = plans[tonumber(ARGV[ab])]
-  e = e + 1
-  codes[e] = credit(kb, ab, plan, assigned[e])
-  kb = kb + 3 + plan.others
-  if ARGV[ab + 5] ~= '' then kb = kb + 5 end
+local codes = {}
+for e = 1, events do
+  local ab = first_event + (e - 1) * 7
+  codes[e] = credit(keys_at[e], ab, plans[tonumber(ARGV[ab])], assigned[e])
 end
 for _, key in ipairs(keys_in_order) do
   local of_key = totals[key]
