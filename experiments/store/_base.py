@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from experiments.batching import CallBatcher, ScriptBatcher
@@ -20,6 +21,7 @@ from experiments.store.scripts import (
     BANDIT_PERIOD,
     DEDUP_PARTS,
     DIMENSION,
+    EXPOSED,
     PUT_DEFINITION,
     SECRET,
     SESSION,
@@ -54,6 +56,8 @@ class StoreBase:
         if dedup_seconds < DEDUP_PARTS:
             raise ValueError(f"dedup_seconds must be >= {DEDUP_PARTS}, got {dedup_seconds}")
         self.client = client
+        self.one_server = not isinstance(client, aioredis.RedisCluster)
+        """Every key on one server: a script may read keys of any slot."""
         self.keys = keyspace or Keyspace()
         self.log_max_length = log_max_length
         self.dedup_seconds = dedup_seconds
@@ -66,6 +70,7 @@ class StoreBase:
         ]
         self._assign = client.register_script(ASSIGN.source)
         self._track = client.register_script(TRACK.source)
+        self._exposed = client.register_script(EXPOSED.source)
         self._activity = client.register_script(ACTIVITY.source)
         self._put = client.register_script(PUT_DEFINITION.source)
         self._dimension = client.register_script(DIMENSION.source)

@@ -20,6 +20,7 @@ __all__ = [
     "BANDIT_PERIOD",
     "DEDUP_PARTS",
     "DIMENSION",
+    "EXPOSED",
     "PUT_DEFINITION",
     "SCRIPTS",
     "SECRET",
@@ -245,6 +246,7 @@ class ScriptSpec:
 
 ASSIGN = ScriptSpec("assign.lua", AssignKeys._fields, AssignArgs._fields, "dimension_aggs")
 TRACK = ScriptSpec("track.lua", TrackKeys._fields, TrackArgs._fields, "more_keys", "plans")
+EXPOSED = ScriptSpec("exposed.lua", (), (), "assign", "visitor")
 DIMENSION = ScriptSpec("dimension.lua", DimensionKeys._fields, DimensionArgs._fields)
 ACTIVITY = ScriptSpec(
     "activity.lua", ActivityKeys._fields, ActivityArgs._fields, "event_ids", "events"
@@ -258,7 +260,7 @@ BANDIT_PERIOD = ScriptSpec("bandit_period.lua", BanditPeriodKeys._fields, Bandit
 ACCESS = ScriptSpec("access.lua", AccessKeys._fields, AccessArgs._fields)
 SECRET = ScriptSpec("secret.lua", SecretKeys._fields, SecretArgs._fields)
 SCRIPTS = (
-    *(ASSIGN, TRACK, ACTIVITY, PUT_DEFINITION, DIMENSION, SESSION, ATTEMPT, BANDIT_PERIOD),
+    *(ASSIGN, TRACK, EXPOSED, ACTIVITY, PUT_DEFINITION, DIMENSION, SESSION, ATTEMPT, BANDIT_PERIOD),
     *(ACCESS, SECRET),
 )
 

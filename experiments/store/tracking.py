@@ -54,6 +54,7 @@ from experiments.store.scripts import (
 
 __all__ = [
     "MAX_EVENTS_PER_CALL",
+    "MAX_LOOKUPS_PER_CALL",
     "NO_VALUE",
     "Exposure",
     "TrackEvent",
@@ -107,6 +108,9 @@ def encode_attributes(attributes: Mapping[str, object] | None) -> str:
 MAX_EVENTS_PER_CALL = 128
 """The most events one script call takes, so that no single call holds Redis for long (about
 30 µs of Lua per event)."""
+
+MAX_LOOKUPS_PER_CALL = 512
+"""The most visitors one exposed.lua call looks up (about 0.5 µs of Lua each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +300,27 @@ class _TrackCall:
         return self.keys, [*self.args, len(self.plans), *self.plan_args, *self.event_args]
 
 
+_Reading = tuple[int, int, Experiment, _Prepared, _TrackPlan, VisitorPlace]
+"""One experiment reading one event: the event's position, the experiment's number, the
+experiment, the event, what the event feeds in it and the visitor's place in its layout."""
+
+
+class _ExposedCall:
+    """One exposed.lua call being built: visitors to look up, each in its assignment slice."""
+
+    __slots__ = ("keys", "readings", "visitors")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.visitors: list[str | int] = []
+        self.readings: list[_Reading] = []
+
+    def add(self, assign_key: str, reading: _Reading) -> None:
+        self.keys.append(assign_key)
+        self.visitors.append(reading[3].visitor)
+        self.readings.append(reading)
+
+
 class _ActivityCall:
     """One activity.lua call being built: events of one activity shard, in their order."""
 
@@ -469,30 +494,63 @@ class TrackingMixin(StoreBase):
         )
         return [Exposure.from_reply(r) for r in results]
 
+    def _readings(
+        self, experiments: Sequence[Experiment], events: Sequence[_Prepared]
+    ) -> list[_Reading]:
+        """Every (event, experiment) pair where the experiment has a metric on the event, in
+        the events' order."""
+        readings: list[_Reading] = []
+        for position, event in enumerate(events):
+            name = event.event.event
+            for number, experiment in enumerate(experiments):
+                plan = _track_plan(experiment, name)
+                if plan is not None:
+                    place = event.place(experiment.shards, experiment.slices)
+                    readings.append((position, number, experiment, event, plan, place))
+        return readings
+
+    def _exposed_calls(self, readings: Sequence[_Reading]) -> list[_ExposedCall]:
+        """The exposed.lua calls looking up the visitors of ``readings``: on one server a call
+        per :data:`MAX_LOOKUPS_PER_CALL` of them, on a cluster one per experiment shard holding
+        any (a script's keys must share a slot there)."""
+        calls: list[_ExposedCall] = []
+        if self.one_server:
+            for start in range(0, len(readings), MAX_LOOKUPS_PER_CALL):
+                call = _ExposedCall()
+                for reading in readings[start : start + MAX_LOOKUPS_PER_CALL]:
+                    shard = self._shard_keys(reading[2], reading[5].shard)
+                    call.add(shard.assign(reading[5].slice), reading)
+                calls.append(call)
+            return calls
+        open_calls: dict[tuple[int, int], tuple[ShardKeys, _ExposedCall]] = {}
+        for reading in readings:
+            _, number, experiment, _, _, place = reading
+            found = open_calls.get((number, place.shard))
+            if found is None or len(found[1].readings) >= MAX_EVENTS_PER_CALL:
+                found = open_calls[(number, place.shard)] = (
+                    self._shard_keys(experiment, place.shard),
+                    _ExposedCall(),
+                )
+                calls.append(found[1])
+            found[1].add(found[0].assign(place.slice), reading)
+        return calls
+
     def _track_calls(
-        self,
-        experiments: Sequence[Experiment],
-        events: Sequence[_Prepared],
-        parts: list[int],
-        expire_at: int,
+        self, readings: Sequence[_Reading], parts: list[int], expire_at: int
     ) -> list[_TrackCall]:
-        """The track.lua calls for ``events``: one per experiment shard holding any of them."""
+        """The track.lua calls for ``readings``: one per experiment shard holding any of them,
+        each taking its events in their order."""
         open_calls: dict[tuple[int, int], _TrackCall] = {}
         calls: list[_TrackCall] = []
-        for position, event in enumerate(events):
-            for number, experiment in enumerate(experiments):
-                plan = _track_plan(experiment, event.event.event)
-                if plan is None:
-                    continue
-                place = event.place(experiment.shards, experiment.slices)
-                call = open_calls.get((number, place.shard))
-                if call is None or len(call.positions) >= MAX_EVENTS_PER_CALL:
-                    shard = self._shard_keys(experiment, place.shard)
-                    args = TrackArgs(self.log_max_length, expire_at, len(experiment.dimensions))
-                    call = _TrackCall(experiment, shard, args, self._slice_keys)
-                    open_calls[(number, place.shard)] = call
-                    calls.append(call)
-                call.add(position, event, plan, place.slice, parts)
+        for position, number, experiment, event, plan, place in readings:
+            call = open_calls.get((number, place.shard))
+            if call is None or len(call.positions) >= MAX_EVENTS_PER_CALL:
+                shard = self._shard_keys(experiment, place.shard)
+                args = TrackArgs(self.log_max_length, expire_at, len(experiment.dimensions))
+                call = _TrackCall(experiment, shard, args, self._slice_keys)
+                open_calls[(number, place.shard)] = call
+                calls.append(call)
+            call.add(position, event, plan, place.slice, parts)
         return calls
 
     def _activity_calls(
@@ -527,25 +585,58 @@ class TrackingMixin(StoreBase):
         ``now_ms`` (default: the clock) places event ids in the dedup window. Raises
         :class:`StoreUnavailableError` only when nothing was credited: when every experiment
         write failed, or, for events no experiment reads, the activity log refused them all.
+
+        When some event is read by more than one experiment, the visitors are looked up first
+        (``exposed.lua``, in the round trip that also writes the activity log), and track.lua
+        is called only for the experiments that exposed them: two round trips, each within the
+        store's ``timeout_seconds``, instead of one carrying a full call per experiment.
         """
         now = int(time.time() * 1000) if now_ms is None else now_ms
         parts, expire_at = self._dedup_parts(now)
         prepared = [_Prepared(event) for event in events]
-        calls = self._track_calls(experiments, prepared, parts, expire_at)
-        script_calls: list[ScriptCall] = [(self._track, *call.call()) for call in calls]
+        readings = self._readings(experiments, prepared)
         activity = (
             self._activity_calls(prepared, parts, expire_at) if self.log_max_length > 0 else []
         )
-        script_calls += [(self._activity, a.keys, a.args) for a in activity]
         outcomes: list[dict[str, TrackOutcome]] = [{} for _ in events]
-        if not script_calls:
-            return outcomes
-        results = await self._run_pipelined_in_place(script_calls)
         failures: list[Exception] = []
-        for call, result in zip(calls, results[: len(calls)], strict=True):
+        unavailable = 0
+        if len(readings) > len(events):
+            lookups = self._exposed_calls(readings)
+            first: list[ScriptCall] = [(self._exposed, c.keys, c.visitors) for c in lookups]
+            first += [(self._activity, a.keys, a.args) for a in activity]
+            results = await self._run_pipelined_in_place(first)
+            activity_results = results[len(lookups) :]
+            exposed: list[_Reading] = []
+            for lookup, result in zip(lookups, results[: len(lookups)], strict=True):
+                if isinstance(result, Exception):
+                    failures.append(result)
+                    unavailable += len(lookup.readings)
+                    for reading in lookup.readings:
+                        outcomes[reading[0]][reading[2].key] = TrackOutcome.UNAVAILABLE
+                    continue
+                for reading, code in zip(lookup.readings, result, strict=True):
+                    if code:
+                        exposed.append(reading)
+                    else:
+                        outcomes[reading[0]][reading[2].key] = TrackOutcome.NOT_EXPOSED
+            calls = self._track_calls(exposed, parts, expire_at)
+            track_results = await self._run_pipelined_in_place(
+                [(self._track, *call.call()) for call in calls]
+            )
+        else:
+            calls = self._track_calls(readings, parts, expire_at)
+            script_calls: list[ScriptCall] = [(self._track, *call.call()) for call in calls]
+            script_calls += [(self._activity, a.keys, a.args) for a in activity]
+            if not script_calls:
+                return outcomes
+            results = await self._run_pipelined_in_place(script_calls)
+            track_results, activity_results = results[: len(calls)], results[len(calls) :]
+        for call, result in zip(calls, track_results, strict=True):
             key = call.experiment.key
             if isinstance(result, Exception):
                 failures.append(result)
+                unavailable += len(call.positions)
                 for position in call.positions:
                     outcomes[position][key] = TrackOutcome.UNAVAILABLE
             else:
@@ -553,21 +644,21 @@ class TrackingMixin(StoreBase):
                     outcomes[position][key] = TrackOutcome(int(code))
         activity_failures = [
             (a, r)
-            for a, r in zip(activity, results[len(calls) :], strict=True)
+            for a, r in zip(activity, activity_results, strict=True)
             if isinstance(r, Exception)
         ]
         failed_events = sum(a.count for a, _ in activity_failures)
         if failed_events and self.on_activity_failure is not None:
             self.on_activity_failure(failed_events)
-        everything_failed = len(failures) == len(calls) and (
-            bool(calls) or failed_events == len(events)
+        everything_failed = (
+            unavailable == len(readings) if readings else failed_events == len(events)
         )
         errors = [*failures, *(r for _, r in activity_failures)]
-        if everything_failed:
-            first = errors[0]
-            if not isinstance(first, REDIS_FAILURES):
-                raise first
-            raise StoreUnavailableError(f"redis: {first}") from first
+        if everything_failed and errors:
+            first_error = errors[0]
+            if not isinstance(first_error, REDIS_FAILURES):
+                raise first_error
+            raise StoreUnavailableError(f"redis: {first_error}") from first_error
         for failure in errors:
             if not isinstance(failure, REDIS_FAILURES):
                 raise failure  # a bug (bad script arguments), not an outage

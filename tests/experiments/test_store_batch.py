@@ -19,7 +19,8 @@ from redis.asyncio.connection import AbstractConnection, Connection
 
 from experiments.connection import connect
 from experiments.definitions import Experiment, Status, transition
-from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
+from experiments.keys import place_of
+from experiments.store import Store, TrackEvent, TrackOutcome, codec, encode_attributes
 from experiments.store.tracking import MAX_EVENTS_PER_CALL
 from service.loops import run_sync
 from tests.conftest import RedisTarget
@@ -248,3 +249,87 @@ def test_every_connection_packs_commands_with_hiredis(redis_server: RedisTarget)
             await client.aclose()
 
     assert all("Packed" in name for name in run_sync(work))
+
+
+async def _expose_other(store: Store) -> Experiment:
+    """A second experiment on the same events that exposed only every third visitor."""
+    draft = Experiment.model_validate(
+        {**DEFINITION, "key": "other", "created_at": NOW_MS / 1000 - 7200}
+    )
+    other = await store.create_experiment(
+        transition(draft, Status.RUNNING, now=NOW_MS / 1000 - 7200)
+    )
+    for visitor in VISITORS[::3]:
+        await store.record_exposure(other, visitor, 1, now_ms=NOW_MS - 2 * DAY_MS)
+    return other
+
+
+def test_experiments_tracked_together_count_as_each_tracked_alone(
+    redis_server: RedisTarget, key_prefix: str
+) -> None:
+    """Events read by two experiments are looked up first (exposed.lua), and track.lua runs
+    only where the visitor was exposed: the outcome and every stored text must be what each
+    experiment tracked on its own (one experiment per call: no lookup) leaves."""
+    events = _events(2 * MAX_EVENTS_PER_CALL)
+
+    async def together(store: Store) -> Any:
+        first, other = await _expose(store), await _expose_other(store)
+        outcomes = await store.track([first, other], events, now_ms=NOW_MS)
+        return outcomes, [await _stored_text(store, e) for e in (first, other)]
+
+    async def alone(store: Store) -> Any:
+        first, other = await _expose(store), await _expose_other(store)
+        outcomes = await store.track([first], events, now_ms=NOW_MS)
+        for merged, of_other in zip(
+            outcomes, await store.track([other], events, now_ms=NOW_MS), strict=True
+        ):
+            merged.update(of_other)
+        return outcomes, [await _stored_text(store, e) for e in (first, other)]
+
+    both = _run(redis_server, f"{key_prefix}:together", together, log_max_length=0)
+    each = _run(redis_server, f"{key_prefix}:alone", alone, log_max_length=0)
+    assert both == each
+    kinds = {o["other"] for o in both[0]}
+    assert {TrackOutcome.CREDITED, TrackOutcome.NOT_EXPOSED} <= kinds
+
+
+def test_only_the_experiments_that_exposed_the_visitor_get_a_track_call(
+    redis_server: RedisTarget, key_prefix: str
+) -> None:
+    async def work(store: Store) -> list[list[tuple[Any, list[str]]]]:
+        first, other = await _expose(store), await _expose_other(store)
+        trips: list[list[tuple[Any, list[str]]]] = []
+        run = store._run_pipelined_in_place
+
+        def spy(calls: Any) -> Any:
+            trips.append([(script, list(keys)) for script, keys, _ in calls])
+            return run(calls)
+
+        store._run_pipelined_in_place = spy  # type: ignore[method-assign]
+        event = TrackEvent(VISITORS[1], "purchase", 5.0, "5.0", NOW_MS, "order-1")
+        outcome = await store.track([first, other], [event], now_ms=NOW_MS)
+        assert outcome == [{"batched": TrackOutcome.CREDITED, "other": TrackOutcome.NOT_EXPOSED}]
+        assert {script for script, _ in trips[0]} == {store._exposed, store._activity}
+        ((script, keys),) = trips[1]  # the one experiment that showed the visitor anything
+        assert script is store._track
+        assert all("{batched:" in key for key in keys), keys
+        return trips
+
+    _run(redis_server, key_prefix, work)
+
+
+def test_a_lookup_answers_per_visitor_and_leaves_an_unreadable_slice_to_the_track_call(
+    redis_server: RedisTarget, key_prefix: str
+) -> None:
+    async def work(store: Store) -> None:
+        experiment = await _expose(store)
+        shard = store.keys.shard(experiment.key, experiment.generation, 0, experiment.shards)
+        known = next(v for v in VISITORS if place_of(v, 2, 4).shard == 0)
+        slice_ = place_of(known, 2, 4).slice
+        broken = 3 if slice_ != 3 else 2
+        await store.client.set(shard.assign(broken), "not a hash")
+        keys = [shard.assign(slice_), shard.assign(slice_), shard.assign(broken)]
+        visitors = [codec.pack_visitor(v) for v in (known, "nobody", known)]
+        assert await store._exposed(keys=keys, args=visitors) == [1, 0, 1]
+
+    _run(redis_server, key_prefix, work)
