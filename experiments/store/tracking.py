@@ -300,25 +300,24 @@ class _TrackCall:
         return self.keys, [*self.args, len(self.plans), *self.plan_args, *self.event_args]
 
 
-_Reading = tuple[int, int, Experiment, _Prepared, _TrackPlan, VisitorPlace]
+_Reading = tuple[int, int, Experiment, _Prepared, _TrackPlan, VisitorPlace, ShardKeys]
 """One experiment reading one event: the event's position, the experiment's number, the
-experiment, the event, what the event feeds in it and the visitor's place in its layout."""
+experiment, the event, what the event feeds in it, the visitor's place in its layout and the
+keys of that shard."""
 
 
+@dataclass(frozen=True, slots=True)
 class _ExposedCall:
-    """One exposed.lua call being built: visitors to look up, each in its assignment slice."""
+    """One exposed.lua call: visitors to look up, each in its assignment slice."""
 
-    __slots__ = ("keys", "readings", "visitors")
+    keys: list[str]
+    visitors: list[str | int]
+    readings: Sequence[_Reading]
 
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self.visitors: list[str | int] = []
-        self.readings: list[_Reading] = []
-
-    def add(self, assign_key: str, reading: _Reading) -> None:
-        self.keys.append(assign_key)
-        self.visitors.append(reading[3].visitor)
-        self.readings.append(reading)
+    @classmethod
+    def of(cls, readings: Sequence[_Reading]) -> _ExposedCall:
+        keys = [r[6].assign(r[5].slice) for r in readings]
+        return cls(keys, [r[3].visitor for r in readings], readings)
 
 
 class _ActivityCall:
@@ -500,40 +499,45 @@ class TrackingMixin(StoreBase):
         """Every (event, experiment) pair where the experiment has a metric on the event, in
         the events' order."""
         readings: list[_Reading] = []
+        readers: dict[str, list[tuple[int, Experiment, _TrackPlan]]] = {}
+        shards: dict[tuple[int, int], ShardKeys] = {}
         for position, event in enumerate(events):
             name = event.event.event
-            for number, experiment in enumerate(experiments):
-                plan = _track_plan(experiment, name)
-                if plan is not None:
-                    place = event.place(experiment.shards, experiment.slices)
-                    readings.append((position, number, experiment, event, plan, place))
+            of_name = readers.get(name)
+            if of_name is None:
+                of_name = readers[name] = [
+                    (number, experiment, plan)
+                    for number, experiment in enumerate(experiments)
+                    if (plan := _track_plan(experiment, name)) is not None
+                ]
+            for number, experiment, plan in of_name:
+                place = event.place(experiment.shards, experiment.slices)
+                shard = shards.get((number, place.shard))
+                if shard is None:
+                    shard = shards[(number, place.shard)] = self._shard_keys(
+                        experiment, place.shard
+                    )
+                readings.append((position, number, experiment, event, plan, place, shard))
         return readings
 
     def _exposed_calls(self, readings: Sequence[_Reading]) -> list[_ExposedCall]:
         """The exposed.lua calls looking up the visitors of ``readings``: on one server a call
         per :data:`MAX_LOOKUPS_PER_CALL` of them, on a cluster one per experiment shard holding
         any (a script's keys must share a slot there)."""
-        calls: list[_ExposedCall] = []
         if self.one_server:
-            for start in range(0, len(readings), MAX_LOOKUPS_PER_CALL):
-                call = _ExposedCall()
-                for reading in readings[start : start + MAX_LOOKUPS_PER_CALL]:
-                    shard = self._shard_keys(reading[2], reading[5].shard)
-                    call.add(shard.assign(reading[5].slice), reading)
-                calls.append(call)
-            return calls
-        open_calls: dict[tuple[int, int], tuple[ShardKeys, _ExposedCall]] = {}
+            return [
+                _ExposedCall.of(readings[start : start + MAX_LOOKUPS_PER_CALL])
+                for start in range(0, len(readings), MAX_LOOKUPS_PER_CALL)
+            ]
+        groups: dict[tuple[int, int], list[_Reading]] = {}
+        chunks: list[list[_Reading]] = []
         for reading in readings:
-            _, number, experiment, _, _, place = reading
-            found = open_calls.get((number, place.shard))
-            if found is None or len(found[1].readings) >= MAX_EVENTS_PER_CALL:
-                found = open_calls[(number, place.shard)] = (
-                    self._shard_keys(experiment, place.shard),
-                    _ExposedCall(),
-                )
-                calls.append(found[1])
-            found[1].add(found[0].assign(place.slice), reading)
-        return calls
+            group = groups.get((reading[1], reading[5].shard))
+            if group is None or len(group) >= MAX_EVENTS_PER_CALL:
+                group = groups[(reading[1], reading[5].shard)] = []
+                chunks.append(group)
+            group.append(reading)
+        return [_ExposedCall.of(chunk) for chunk in chunks]
 
     def _track_calls(
         self, readings: Sequence[_Reading], parts: list[int], expire_at: int
@@ -542,10 +546,9 @@ class TrackingMixin(StoreBase):
         each taking its events in their order."""
         open_calls: dict[tuple[int, int], _TrackCall] = {}
         calls: list[_TrackCall] = []
-        for position, number, experiment, event, plan, place in readings:
+        for position, number, experiment, event, plan, place, shard in readings:
             call = open_calls.get((number, place.shard))
             if call is None or len(call.positions) >= MAX_EVENTS_PER_CALL:
-                shard = self._shard_keys(experiment, place.shard)
                 args = TrackArgs(self.log_max_length, expire_at, len(experiment.dimensions))
                 call = _TrackCall(experiment, shard, args, self._slice_keys)
                 open_calls[(number, place.shard)] = call
