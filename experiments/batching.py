@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand
@@ -57,6 +57,11 @@ Settle = Callable[[int, Any], None]
 ScriptCall = tuple[AsyncScript, Sequence[str], Sequence[str | int]]
 """One script run: the registered script, its KEYS and its ARGV."""
 
+SEND_AT = 32
+"""Calls gathered in one event-loop iteration are sent as soon as this many wait, not at its
+end: under load the requests of one iteration would otherwise all reach Redis together, which
+then works while the process waits, and the other way round; sent in parts, the two overlap."""
+
 # MOVED is a subclass of ASK: both mean "not here, the call did not run".
 _REDIRECTS = (AskError, TryAgainError)
 _NODE_TROUBLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError)
@@ -73,12 +78,19 @@ class CallBatcher:
     """
 
     def __init__(
-        self, client: Client, *, max_batch: int = 256, timeout_seconds: float | None = None
+        self,
+        client: Client,
+        *,
+        max_batch: int = 256,
+        send_at: int = SEND_AT,
+        timeout_seconds: float | None = None,
     ) -> None:
         self.client = client
         self.max_batch = max_batch
+        self.send_at = send_at
         self.timeout_seconds = timeout_seconds
         self._pending: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]] = []
+        self._pending_calls = 0
         self._scheduled = False
 
     def run(self, calls: Sequence[ScriptCall]) -> asyncio.Future[list[Any]]:
@@ -90,14 +102,23 @@ class CallBatcher:
             future.set_result([])
             return future
         self._pending.append((calls, future))
-        if not self._scheduled:
+        self._pending_calls += len(calls)
+        if self._pending_calls >= self.send_at:
+            self._send_pending(loop)  # now: Redis works on these while this tick goes on
+        elif not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._start_flush, loop)
         return future
 
     def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
+        self._send_pending(loop)
+
+    def _send_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         pending, self._pending = self._pending, []
+        self._pending_calls = 0
+        if not pending:
+            return
         group: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]] = []
         size = 0
         for item in pending:
@@ -120,11 +141,59 @@ class CallBatcher:
         be absorbed inside a connection pool's wait, and the call then runs on to its own
         socket timeout). A call that timed out may have run; it is never resent.
         """
-        task = loop.create_task(self._flush(group))
+        lane = self.client.lane if isinstance(self.client, LanedRedis) else None
+        sent = None
+        if lane is not None:
+            calls = [call for calls, _ in group for call in calls]
+            sent = lane.send_now(
+                [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+            )
+        if sent is not None:
+            settle = _Settlement(group)
+            sent.add_done_callback(lambda done: self._sent(loop, calls, settle, done))
+            waiting: asyncio.Future[Any] = sent
+        else:
+            waiting = loop.create_task(self._flush(group))
         if self.timeout_seconds is None:
             return
-        timer = loop.call_later(self.timeout_seconds, _expire, group, task, self.timeout_seconds)
-        task.add_done_callback(lambda _: timer.cancel())
+        timer = loop.call_later(self.timeout_seconds, _expire, group, waiting, self.timeout_seconds)
+        waiting.add_done_callback(lambda _: timer.cancel())
+
+    def _sent(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        calls: Sequence[ScriptCall],
+        settle: _Settlement,
+        sent: asyncio.Future[list[Any]],
+    ) -> None:
+        """Hand out the replies of a batch the lane wrote at once; calls refused with
+        NOSCRIPT did not run and are resent once their scripts are loaded."""
+        if sent.cancelled():
+            settle.rest(RedisTimeoutError(f"no answer within {self.timeout_seconds:g} s"))
+            return
+        failure = sent.exception()
+        if failure is not None:
+            settle.rest(cast(Exception, failure))
+            return
+        results = sent.result()
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        for index, result in enumerate(results):
+            if not isinstance(result, NoScriptError):
+                settle(index, result)
+        if missing:
+            loop.create_task(self._resend(calls, missing, settle))
+
+    async def _resend(
+        self, calls: Sequence[ScriptCall], missing: list[int], settle: _Settlement
+    ) -> None:
+        assert isinstance(self.client, aioredis.Redis)
+        try:
+            for index, result in zip(
+                missing, await _resend_missing(self.client, calls, missing), strict=True
+            ):
+                settle(index, result)
+        except Exception as exc:
+            settle.rest(exc)
 
     async def _flush(
         self, group: list[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]]
@@ -132,7 +201,7 @@ class CallBatcher:
         calls = [call for calls, _ in group for call in calls]
         settle = _Settlement(group)
         try:
-            if len(calls) == 1:
+            if len(calls) == 1 and not isinstance(self.client, LanedRedis):
                 script, keys, args = calls[0]
                 try:
                     settle(0, await script(keys=keys, args=args))
@@ -149,13 +218,13 @@ class CallBatcher:
 
 def _expire(
     group: Sequence[tuple[Sequence[ScriptCall], asyncio.Future[list[Any]]]],
-    task: asyncio.Task[None],
+    waiting: asyncio.Future[Any],
     seconds: float,
 ) -> None:
     for _, future in group:
         if not future.done():
             future.set_exception(RedisTimeoutError(f"no answer within {seconds:g} s"))
-    task.cancel()
+    waiting.cancel()
 
 
 class _Settlement:
@@ -193,11 +262,14 @@ class ScriptBatcher:
         script: AsyncScript,
         *,
         max_batch: int = 256,
+        send_at: int = SEND_AT,
         timeout_seconds: float | None = None,
     ) -> None:
         self.client = client
         self.script = script
-        self._calls = CallBatcher(client, max_batch=max_batch, timeout_seconds=timeout_seconds)
+        self._calls = CallBatcher(
+            client, max_batch=max_batch, send_at=send_at, timeout_seconds=timeout_seconds
+        )
 
     async def call(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         (result,) = await self._calls.run([(self.script, keys, args)])
@@ -225,12 +297,19 @@ async def run_pipelined(client: Client, calls: Sequence[ScriptCall]) -> list[Any
     results = await _send(client, calls)
     missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
     if missing:
-        for script in _scripts_of(calls, missing):
-            await client.script_load(script.script)
-        resent = await _send(client, [calls[i] for i in missing])
-        for i, result in zip(missing, resent, strict=True):
+        for i, result in zip(missing, await _resend_missing(client, calls, missing), strict=True):
             results[i] = result
     return results
+
+
+async def _resend_missing(
+    client: aioredis.Redis, calls: Sequence[ScriptCall], missing: Sequence[int]
+) -> list[Any]:
+    """The results of the calls at ``missing`` (refused with NOSCRIPT: they did not run), sent
+    again once their scripts are loaded."""
+    for script in _scripts_of(calls, missing):
+        await client.script_load(script.script)
+    return await _send(client, [calls[i] for i in missing])
 
 
 async def _send(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:

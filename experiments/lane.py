@@ -113,6 +113,21 @@ class Lane:
         data = b"".join([_pack(command) for command in commands])
         return await protocol.send(data, len(commands), self.timeout_seconds)
 
+    def send_now(self, commands: Sequence[Command]) -> asyncio.Future[list[Any]] | None:
+        """:meth:`run` on a connection that is open and answered lately: the batch is written
+        before this returns, so Redis can start on it while the caller goes on, and the
+        future holds its replies. None when the connection must first be opened or checked:
+        then use :meth:`run`."""
+        protocol = self._protocol
+        if (
+            protocol is None
+            or not protocol.usable()
+            or protocol.loop.time() - protocol.last_reply > IDLE_CHECK_SECONDS
+        ):
+            return None
+        data = b"".join([_pack(command) for command in commands])
+        return protocol.send(data, len(commands), self.timeout_seconds)
+
     async def _checked(self, protocol: _Protocol) -> _Protocol:
         """``protocol`` if it still answers a PING, else a new connection.
 

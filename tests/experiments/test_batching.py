@@ -51,6 +51,14 @@ class RoundTrips:
                 return await run(commands)
 
             monkeypatch.setattr(lane, "run", on_lane)
+            send_now = lane.send_now
+
+            def on_lane_now(commands: Sequence[Command]) -> Any:
+                sent = send_now(commands)
+                self.sent += sent is not None
+                return sent
+
+            monkeypatch.setattr(lane, "send_now", on_lane_now)
         else:
             pipeline = client.pipeline
 
@@ -68,7 +76,7 @@ def test_concurrent_calls_are_coalesced_and_answer_each_caller(
         client = connect(redis_server.url, cluster=redis_server.cluster)
         script = client.register_script(LUA)
         await client.script_load(LUA)  # a cold cache would add one resend per batch
-        batcher = ScriptBatcher(client, script, max_batch=50)
+        batcher = ScriptBatcher(client, script, max_batch=50, send_at=1_000)
         trips = RoundTrips(client, monkeypatch)
         key = f"{key_prefix}:h"
         # 300 callers, 100 distinct fields, three writers racing per field
@@ -87,6 +95,37 @@ def test_concurrent_calls_are_coalesced_and_answer_each_caller(
     for i in range(300):
         assert answers[i] == stored[f"f{i % 100}"]
         assert stored[f"f{i % 100}"] in {f"w{i % 100}", f"w{i % 100 + 100}", f"w{i % 100 + 200}"}
+
+
+def test_calls_are_sent_as_soon_as_enough_wait(
+    redis_server: RedisTarget, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load one loop iteration starts many callers; their calls go out every
+    ``send_at`` of them, each batch written before the next caller runs, not all at the end."""
+
+    async def main() -> tuple[list[int], list[str]]:
+        client = connect(redis_server.url, cluster=redis_server.cluster)
+        script = client.register_script(LUA)
+        await client.script_load(LUA)
+        batcher = ScriptBatcher(client, script, send_at=8)
+        await batcher.call([f"{key_prefix}:warm"], ["a", "b"])  # the connection is open
+        trips = RoundTrips(client, monkeypatch)
+        seen: list[int] = []
+
+        async def caller(i: int) -> Any:
+            seen.append(trips.sent)  # round trips already started when this caller runs
+            return await batcher.call([f"{key_prefix}:n"], [f"f{i}", f"w{i}"])
+
+        answers = await asyncio.gather(*(caller(i) for i in range(20)))
+        await client.aclose()
+        return seen, [str(a) for a in answers]
+
+    seen, answers = asyncio.run(main())
+    assert answers == [f"w{i}" for i in range(20)]
+    if redis_server.cluster:  # node pipelines start in tasks: only the count is the same
+        assert seen == [0] * 20
+    else:
+        assert seen == [0] * 8 + [1] * 8 + [2] * 4
 
 
 def test_script_cache_loss_is_recovered_without_double_writes(
@@ -150,7 +189,7 @@ def test_calls_spread_over_every_master_are_one_pipeline_per_node(
         script = client.register_script(LUA)
         await client.script_load(LUA)
         trips = RoundTrips(client, monkeypatch)
-        batcher = ScriptBatcher(client, script)
+        batcher = ScriptBatcher(client, script, send_at=1_000)  # all in one tick's batch
         answers = await asyncio.gather(*(batcher.call([k], ["f", k]) for k in keys))
         direct = await run_pipelined(client, [(script, [k], ["f", "other"]) for k in keys])
         await client.aclose()
@@ -224,7 +263,7 @@ def test_callers_of_several_calls_share_one_round_trip_and_keep_their_own_answer
         await client.script_load(LUA)
         await client.script_load(failing.script)
         trips = RoundTrips(client, monkeypatch)
-        batcher = CallBatcher(client)
+        batcher = CallBatcher(client, send_at=1_000)  # all in one tick's batch
 
         def calls(c: int) -> list[ScriptCall]:
             own: list[ScriptCall] = [
