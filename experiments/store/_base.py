@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -117,10 +118,11 @@ class StoreBase:
         current = now_ms // part_ms
         return [current - i for i in range(DEDUP_PARTS + 1)], (current + DEDUP_PARTS + 1) * part_ms
 
-    async def _run_pipelined_in_place(self, calls: Sequence[ScriptCall]) -> list[Any]:
+    def _run_pipelined_in_place(self, calls: Sequence[ScriptCall]) -> asyncio.Future[list[Any]]:
         """Run scripts in one round trip shared with the other callers of the same tick (see
-        :class:`CallBatcher`); errors come back in place."""
-        return await self._calls.run(calls)
+        :class:`CallBatcher`); errors come back in place. A future to await (no coroutine
+        frame on the hot path)."""
+        return self._calls.run(calls)
 
     async def _run_pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
         """:meth:`_run_pipelined_in_place`, raising the first error."""

@@ -127,7 +127,8 @@ class FastFront:
             await self.app_call(scope, receive, send)
             return
         status, content, headers = answer
-        headers += self._cors_headers.get(origin) or await self._cors_for(origin)
+        cors = self._cors_headers.get(origin)
+        headers += await self._cors_for(origin) if cors is None else cors
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 

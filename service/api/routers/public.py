@@ -402,12 +402,7 @@ def _to_event(body: TrackRequest, now: float, field: str) -> TrackEvent:
         )
     value = 0.0 if body.value is None else float(body.value)
     return TrackEvent(
-        visitor_id=body.visitor_id,
-        event=body.event,
-        value=value,
-        value_text=repr(value),
-        timestamp_ms=int(when * 1000),
-        event_id=body.event_id,
+        body.visitor_id, body.event, value, repr(value), int(when * 1000), body.event_id
     )
 
 
@@ -525,19 +520,23 @@ def track_responses(outcomes: list[dict[str, TrackOutcome]]) -> list[TrackRespon
 
 def encoded_track_responses(outcomes: list[dict[str, TrackOutcome]]) -> list[bytes]:
     """Each outcome's :class:`TrackResponse` as JSON, as FastAPI would write it (the fields are
-    lists of keys, so the model adds nothing to encode); a batch has few distinct outcomes, so
-    each is encoded once."""
-    if len(outcomes) == 1:
-        return [orjson.dumps(_response_lists(outcomes[0]))]
-    encoded: dict[tuple[tuple[str, TrackOutcome], ...], bytes] = {}
+    lists of keys, so the model adds nothing to encode); outcomes are few and recur, so each is
+    encoded once (per process, up to ``_MAX_ENCODED`` kept)."""
     out = []
     for outcome in outcomes:
         key = tuple(outcome.items())
-        text = encoded.get(key)
+        text = _ENCODED.get(key)
         if text is None:
-            text = encoded[key] = orjson.dumps(_response_lists(outcome))
+            if len(_ENCODED) >= _MAX_ENCODED:
+                _ENCODED.clear()
+            text = _ENCODED[key] = orjson.dumps(_response_lists(outcome))
         out.append(text)
     return out
+
+
+_ENCODED: dict[tuple[tuple[str, TrackOutcome], ...], bytes] = {}
+"""Outcomes already encoded: the running experiments give few distinct ones."""
+_MAX_ENCODED = 4_096
 
 
 @router.get(
