@@ -51,7 +51,8 @@ Model = TypeVar("Model", bound=BaseModel)
 
 _JSON = (b"content-type", b"application/json")
 _MAX_ORIGINS = 256
-"""Distinct ``Origin`` values whose CORS headers are kept (the cache is emptied past it)."""
+"""Distinct ``Origin`` (and ``Host``) values whose CORS headers (and verdict) are kept (each
+cache is emptied past it)."""
 
 
 def _json(body: bytes) -> Answer:
@@ -88,6 +89,7 @@ class FastFront:
         self.cors = public_cors(app, list(settings.cors_origins))
         self.max_body_bytes = settings.max_body_bytes
         self._cors_headers: dict[bytes | None, RawHeaders] = {}
+        self._hosts_seen: dict[bytes | None, bool] = {}
         self.routes: dict[tuple[str, str], Callable[[Scope, bytes], Awaitable[Answer | None]]] = {
             ("GET", "/v1/assign"): self._assign_one,
             ("POST", "/v1/assign"): self._assign_many,
@@ -107,10 +109,14 @@ class FastFront:
                 content_type = value
             elif name == b"content-length" and length is None:
                 length = value
-        if not self.hosts.allows(host_name(host.decode("latin-1")) if host else ""):
+        allowed = self._hosts_seen.get(host)
+        if allowed is None:
+            allowed = self._host_allowed(host)
+        if not allowed:
             await self.app_call(scope, receive, send)
             return
         body = b""
+        received: list[Message] | None = None  # a POST's messages, replayed to the app
         if scope["method"] == "POST":
             if not _is_json(content_type) or (
                 length is not None and (not length.isdigit() or int(length) > self.max_body_bytes)
@@ -121,16 +127,25 @@ class FastFront:
             if read is None:
                 await self.app_call(scope, _replay(received, receive), send)
                 return
-            body, receive = read, _replay(received, receive)
+            body = read
         answer = await route(scope, body)
         if answer is None:
-            await self.app_call(scope, receive, send)
+            replayed = receive if received is None else _replay(received, receive)
+            await self.app_call(scope, replayed, send)
             return
         status, content, headers = answer
         cors = self._cors_headers.get(origin)
         headers += await self._cors_for(origin) if cors is None else cors
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    def _host_allowed(self, host: bytes | None) -> bool:
+        """Whether the allow-list takes ``host`` (the raw header), remembered per value."""
+        allowed = self.hosts.allows(host_name(host.decode("latin-1")) if host else "")
+        if len(self._hosts_seen) >= _MAX_ORIGINS:
+            self._hosts_seen.clear()
+        self._hosts_seen[host] = allowed
+        return allowed
 
     async def _read(self, receive: Receive) -> tuple[bytes | None, list[Message]]:
         """The whole body and the messages it came in; None past the size limit or on a
