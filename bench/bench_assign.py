@@ -15,9 +15,11 @@ all of them alike:
 Prints, per endpoint, requests/s, p50 and p99 (medians over rounds) and the CPU time the
 server's processes and redis-server spent per request answered (read from ``/proc`` and
 ``INFO cpu``: on a shared machine it moves much less than requests/s, and the server's figure
-against the hello-world's is the ratio the app reaches once its core is the bottleneck), every
-ratio the service is held to (median and range over rounds), credited events counted from the
-responses, and exposures recorded in Redis against requests answered.
+against the hello-world's is the ratio the app reaches once its core is the bottleneck), wrk's
+own CPU per request and the cores the three kept busy together (two workers cannot scale past
+what the two cores leave), every ratio the service is held to (median and range over rounds),
+credited events counted from the responses, and exposures recorded in Redis against requests
+answered.
 
     python bench/bench_assign.py [--rounds 5] [--seconds 8] [--connections 64]
 
@@ -31,6 +33,7 @@ import asyncio
 import dataclasses
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -142,6 +145,14 @@ class Run:
     """CPU time of the server's processes (all its workers) per request answered."""
     redis_cpu_us: float | None = None
     """CPU time of redis-server per request answered."""
+    wrk_cpu_us: float = 0.0
+    """CPU time of wrk, the load generator on the same cores, per request answered."""
+
+    def cores_busy(self) -> float | None:
+        """Cores the server, redis-server and wrk kept busy together during the run."""
+        if self.server_cpu_us is None or self.redis_cpu_us is None:
+            return None
+        return (self.server_cpu_us + self.redis_cpu_us + self.wrk_cpu_us) * self.rps / 1e6
 
 
 @dataclass(frozen=True)
@@ -216,9 +227,12 @@ def wrk(url: str, scenario: Scenario, seconds: int, script_dir: Path, run: str) 
         "--timeout",
         "30s",
     ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [*command, "-s", str(script), url], capture_output=True, text=True, check=True
     ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_seconds = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
     def number(pattern: str) -> float:
         match = re.search(pattern, out)
@@ -238,6 +252,7 @@ def wrk(url: str, scenario: Scenario, seconds: int, script_dir: Path, run: str) 
         seconds=number(r"requests in ([\d.]+)s"),
         non_2xx=int(number(r"Non-2xx or 3xx responses: (\d+)")),
         credited=int(number(r"CREDITED (\d+)")),
+        wrk_cpu_us=wrk_seconds / max(int(number(r"(\d+) requests in")), 1) * 1e6,
     )
 
 
@@ -395,12 +410,16 @@ def report(runs: dict[str, list[Run]], recorded_get: int) -> None:
     )
     print(
         f"{'endpoint':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}"
-        f"{'server CPU µs/req':>20}{'redis µs/req':>14}"
+        f"{'server CPU µs/req':>20}{'redis µs/req':>14}{'wrk µs/req':>12}{'cores busy':>12}"
     )
 
     def cpu(values: list[float | None]) -> str:
         known = [v for v in values if v is not None]
         return f"{statistics.median(known):.0f}" if known else "n/a"
+
+    def busy(values: list[float | None]) -> str:
+        known = [v for v in values if v is not None]
+        return f"{statistics.median(known):.2f}" if known else "n/a"
 
     for name, rs in runs.items():
         print(
@@ -409,6 +428,7 @@ def report(runs: dict[str, list[Run]], recorded_get: int) -> None:
             f"{statistics.median(r.p99_ms for r in rs):>10.2f}"
             f"{sum(r.non_2xx for r in rs):>10d}"
             f"{cpu([r.server_cpu_us for r in rs]):>20}{cpu([r.redis_cpu_us for r in rs]):>14}"
+            f"{cpu([r.wrk_cpu_us for r in rs]):>12}{busy([r.cores_busy() for r in rs]):>12}"
         )
     print()
     print("ratios against the bare FastAPI hello-world (same flags, its own process):")

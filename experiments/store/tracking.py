@@ -74,6 +74,11 @@ class TrackOutcome(IntEnum):
     """The experiment's write failed: nothing was credited to it; retry (with the event id)."""
 
 
+_OUTCOMES = tuple(TrackOutcome)
+"""Each outcome at the index of its code (track.lua's replies), without the enum's lookup."""
+assert all(outcome == code for code, outcome in enumerate(_OUTCOMES))
+
+
 @dataclass(frozen=True, slots=True)
 class Exposure:
     """The recorded variant (None: not enrolled and never recorded) and whether this call did it."""
@@ -644,7 +649,7 @@ class TrackingMixin(StoreBase):
                     outcomes[position][key] = TrackOutcome.UNAVAILABLE
             else:
                 for position, code in zip(call.positions, result, strict=True):
-                    outcomes[position][key] = TrackOutcome(int(code))
+                    outcomes[position][key] = _OUTCOMES[code]
         activity_failures = [
             (a, r)
             for a, r in zip(activity, activity_results, strict=True)
