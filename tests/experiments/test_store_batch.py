@@ -48,8 +48,10 @@ VISITORS = [f"v{i}" for i in range(40)]
 """Exposed visitors; ``late-*`` are exposed after their first events, ``never-*`` never."""
 
 
-def _running() -> Experiment:
-    draft = Experiment.model_validate({**DEFINITION, "created_at": NOW_MS / 1000 - 7200})
+def _running(key: str = DEFINITION["key"]) -> Experiment:
+    draft = Experiment.model_validate(
+        {**DEFINITION, "key": key, "created_at": NOW_MS / 1000 - 7200}
+    )
     return transition(draft, Status.RUNNING, now=NOW_MS / 1000 - 7200)
 
 
@@ -201,15 +203,7 @@ def test_a_batch_over_two_experiments_reports_each(
 ) -> None:
     async def work(store: Store) -> None:
         first = await _expose(store)
-        other = await store.create_experiment(
-            transition(
-                Experiment.model_validate(
-                    {**DEFINITION, "key": "other", "created_at": NOW_MS / 1000 - 7200}
-                ),
-                Status.RUNNING,
-                now=NOW_MS / 1000 - 7200,
-            )
-        )
+        other = await store.create_experiment(_running("other"))
         await store.record_exposure(other, "v1", 0, now_ms=NOW_MS - DAY_MS)
         events = [
             TrackEvent("v1", "purchase", 5.0, "5.0", NOW_MS, "a"),
@@ -253,12 +247,7 @@ def test_every_connection_packs_commands_with_hiredis(redis_server: RedisTarget)
 
 async def _expose_other(store: Store) -> Experiment:
     """A second experiment on the same events that exposed only every third visitor."""
-    draft = Experiment.model_validate(
-        {**DEFINITION, "key": "other", "created_at": NOW_MS / 1000 - 7200}
-    )
-    other = await store.create_experiment(
-        transition(draft, Status.RUNNING, now=NOW_MS / 1000 - 7200)
-    )
+    other = await store.create_experiment(_running("other"))
     for visitor in VISITORS[::3]:
         await store.record_exposure(other, visitor, 1, now_ms=NOW_MS - 2 * DAY_MS)
     return other
