@@ -1,4 +1,5 @@
--- Which visitors one experiment shard has exposed: a read of their assignment slices, no write.
+-- Which visitors their experiments have exposed: a read of their assignment slices, no write
+-- (on a cluster all the keys of one call are one experiment shard's, on one server any).
 -- KEYS: assign...
 -- ARGV: visitor...
 --   assign  per visitor, its slice of the shard's assignment hash
