@@ -285,7 +285,7 @@ def test_experiments_tracked_together_count_as_each_tracked_alone(
 def test_only_the_experiments_that_exposed_the_visitor_get_a_track_call(
     redis_server: RedisTarget, key_prefix: str
 ) -> None:
-    async def work(store: Store) -> list[list[tuple[Any, list[str]]]]:
+    async def work(store: Store) -> None:
         first, other = await _expose(store), await _expose_other(store)
         trips: list[list[tuple[Any, list[str]]]] = []
         run = store._run_pipelined_in_place
@@ -302,7 +302,6 @@ def test_only_the_experiments_that_exposed_the_visitor_get_a_track_call(
         ((script, keys),) = trips[1]  # the one experiment that showed the visitor anything
         assert script is store._track
         assert all("{batched:" in key for key in keys), keys
-        return trips
 
     _run(redis_server, key_prefix, work)
 

@@ -408,11 +408,6 @@ def _to_event(body: TrackRequest, now: float, field: str) -> TrackEvent:
 
 def _count(metrics: Metrics, outcomes: list[dict[str, TrackOutcome]]) -> None:
     counters = metrics.events_by_outcome
-    if len(outcomes) == 1:
-        kinds = list(outcomes[0].values())
-        for kind in set(kinds):
-            counters[kind].inc(kinds.count(kind))
-        return
     for kind, count in Counter(k for o in outcomes for k in o.values()).items():
         counters[kind].inc(count)
 
