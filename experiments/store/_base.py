@@ -80,6 +80,9 @@ class StoreBase:
         self._full_dimensions: set[tuple[str, int]] = set()
         # (shard base, slice, window part) -> event-id keys: a batch of events builds thousands
         self._slice_keys: dict[tuple[str, int, int], list[str]] = {}
+        # the experiments tracking was last given (a tuple), and the readers of each event name
+        self._readers_for: Sequence[Experiment] | None = None
+        self._readers_by_name: dict[str, Any] = {}
         self._session = client.register_script(SESSION.source)
         self._attempt = client.register_script(ATTEMPT.source)
         self._bandit_period = client.register_script(BANDIT_PERIOD.source)

@@ -146,8 +146,10 @@ NO_VALUE = "(none)"
 
 
 def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
-    cache: dict[str, _TrackPlan | None] = experiment.__dict__.setdefault("_track_plans", {})
-    if event in cache:
+    cache: dict[str, _TrackPlan | None] | None = experiment.__dict__.get("_track_plans")
+    if cache is None:
+        cache = experiment.__dict__["_track_plans"] = {}
+    elif event in cache:
         return cache[event]
     by_name = {m.name: m for m in experiment.metrics}
     direct = [m for m in experiment.metrics if m.event == event]
@@ -305,24 +307,27 @@ class _TrackCall:
         return self.keys, [*self.args, len(self.plans), *self.plan_args, *self.event_args]
 
 
+_Reader = tuple[int, Experiment, _TrackPlan, list[ShardKeys | None]]
+"""An experiment reading an event name: its number, the experiment, what the event feeds in
+it, and the keys of its shards as they are needed (None: not built yet)."""
+_MAX_READERS = 1_024
+"""Event names whose readers a store keeps (the set is emptied past it)."""
+
 _Reading = tuple[int, int, Experiment, _Prepared, _TrackPlan, VisitorPlace, ShardKeys]
 """One experiment reading one event: the event's position, the experiment's number, the
 experiment, the event, what the event feeds in it, the visitor's place in its layout and the
 keys of that shard."""
 
 
-@dataclass(frozen=True, slots=True)
 class _ExposedCall:
     """One exposed.lua call: visitors to look up, each in its assignment slice."""
 
-    keys: list[str]
-    visitors: list[str | int]
-    readings: Sequence[_Reading]
+    __slots__ = ("keys", "readings", "visitors")
 
-    @classmethod
-    def of(cls, readings: Sequence[_Reading]) -> _ExposedCall:
-        keys = [r[6].assign(r[5].slice) for r in readings]
-        return cls(keys, [r[3].visitor for r in readings], readings)
+    def __init__(self, readings: Sequence[_Reading]) -> None:
+        self.readings = readings
+        self.keys = [r[6].assign(r[5].slice) for r in readings]
+        self.visitors: list[str | int] = [r[3].visitor for r in readings]
 
 
 class _ActivityCall:
@@ -498,30 +503,48 @@ class TrackingMixin(StoreBase):
         )
         return [Exposure.from_reply(r) for r in results]
 
+    def _readers(self, experiments: Sequence[Experiment], name: str) -> list[_Reader]:
+        """The experiments with a metric on event ``name``, with what it feeds in each.
+
+        Kept per event name (up to :data:`_MAX_READERS` names) while the same tuple of
+        experiments comes back: the definitions copy gives one tuple per version, so an
+        event's readers and their shard keys are found once per version, not per request.
+        A list is read afresh every time (it could have changed in place).
+        """
+        cache = self._readers_by_name if experiments is self._readers_for else None
+        if cache is None and isinstance(experiments, tuple):
+            self._readers_for, self._readers_by_name = experiments, {}
+            cache = self._readers_by_name
+        found = None if cache is None else cache.get(name)
+        if found is None:
+            found = [
+                (number, experiment, plan, [None] * experiment.shards)
+                for number, experiment in enumerate(experiments)
+                if (plan := _track_plan(experiment, name)) is not None
+            ]
+            if cache is not None:
+                if len(cache) >= _MAX_READERS:
+                    cache.clear()
+                cache[name] = found
+        return found
+
     def _readings(
         self, experiments: Sequence[Experiment], events: Sequence[_Prepared]
     ) -> list[_Reading]:
         """Every (event, experiment) pair where the experiment has a metric on the event, in
         the events' order."""
         readings: list[_Reading] = []
-        readers: dict[str, list[tuple[int, Experiment, _TrackPlan]]] = {}
-        shards: dict[tuple[int, int], ShardKeys] = {}
+        readers: dict[str, list[_Reader]] = {}
         for position, event in enumerate(events):
             name = event.event.event
             of_name = readers.get(name)
             if of_name is None:
-                of_name = readers[name] = [
-                    (number, experiment, plan)
-                    for number, experiment in enumerate(experiments)
-                    if (plan := _track_plan(experiment, name)) is not None
-                ]
-            for number, experiment, plan in of_name:
+                of_name = readers[name] = self._readers(experiments, name)
+            for number, experiment, plan, shard_keys in of_name:
                 place = event.place(experiment.shards, experiment.slices)
-                shard = shards.get((number, place.shard))
+                shard = shard_keys[place.shard]
                 if shard is None:
-                    shard = shards[(number, place.shard)] = self._shard_keys(
-                        experiment, place.shard
-                    )
+                    shard = shard_keys[place.shard] = self._shard_keys(experiment, place.shard)
                 readings.append((position, number, experiment, event, plan, place, shard))
         return readings
 
@@ -531,7 +554,7 @@ class TrackingMixin(StoreBase):
         any (a script's keys must share a slot there)."""
         if self.one_server:
             return [
-                _ExposedCall.of(readings[start : start + MAX_LOOKUPS_PER_CALL])
+                _ExposedCall(readings[start : start + MAX_LOOKUPS_PER_CALL])
                 for start in range(0, len(readings), MAX_LOOKUPS_PER_CALL)
             ]
         groups: dict[tuple[int, int], list[_Reading]] = {}
@@ -542,7 +565,7 @@ class TrackingMixin(StoreBase):
                 group = groups[(reading[1], reading[5].shard)] = []
                 chunks.append(group)
             group.append(reading)
-        return [_ExposedCall.of(chunk) for chunk in chunks]
+        return [_ExposedCall(chunk) for chunk in chunks]
 
     def _track_calls(
         self, readings: Sequence[_Reading], parts: list[int], expire_at: int

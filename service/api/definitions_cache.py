@@ -32,7 +32,7 @@ class DefinitionCache:
         self._version = -1
         self._checked = float("-inf")
         self._all: dict[str, Experiment] = {}
-        self._running: list[Experiment] = []
+        self._running: tuple[Experiment, ...] = ()
         self._stale = True
         self._refresh: asyncio.Task[None] | None = None
         self._error: StoreUnavailableError | None = None
@@ -69,7 +69,7 @@ class DefinitionCache:
             if version != self._version:
                 version, experiments = await self.store.definitions()
                 self._all = experiments
-                self._running = [e for e in experiments.values() if e.status is Status.RUNNING]
+                self._running = tuple(e for e in experiments.values() if e.status is Status.RUNNING)
                 self._version = version
             self._error = None
         except StoreUnavailableError as exc:
@@ -107,6 +107,8 @@ class DefinitionCache:
         await self._current()
         return self._all
 
-    async def running(self) -> list[Experiment]:
+    async def running(self) -> tuple[Experiment, ...]:
+        """The running experiments: one tuple per version of the copy (the store keeps what
+        it derives from it while the same tuple comes back)."""
         await self._current()
         return self._running

@@ -321,3 +321,28 @@ def test_a_lookup_answers_per_visitor_and_leaves_an_unreadable_slice_to_the_trac
         assert await store._exposed(keys=keys, args=visitors) == [1, 0, 1]
 
     _run(redis_server, key_prefix, work)
+
+
+def test_readers_are_kept_per_tuple_of_experiments_and_a_list_is_read_afresh(
+    redis_server: RedisTarget, key_prefix: str
+) -> None:
+    """The definitions copy hands tracking one tuple per version: an event's readers are found
+    once for it. A new tuple (a new version) is read again, and so is a list every time."""
+
+    async def work(store: Store) -> None:
+        first, other = await _expose(store), await _expose_other(store)
+        event = TrackEvent(VISITORS[0], "purchase", 5.0, "5.0", NOW_MS)  # exposed in both
+        running = (first,)
+        assert await store.track(running, [event], now_ms=NOW_MS) == [
+            {"batched": TrackOutcome.CREDITED}
+        ]
+        assert store._readers(running, "purchase") is store._readers(running, "purchase")
+        newer = (first, other)
+        assert set((await store.track(newer, [event], now_ms=NOW_MS))[0]) == {"batched", "other"}
+        assert set((await store.track(running, [event], now_ms=NOW_MS))[0]) == {"batched"}
+        listed = [first]
+        assert set((await store.track(listed, [event], now_ms=NOW_MS))[0]) == {"batched"}
+        listed.append(other)  # changed in place
+        assert set((await store.track(listed, [event], now_ms=NOW_MS))[0]) == {"batched", "other"}
+
+    _run(redis_server, key_prefix, work)

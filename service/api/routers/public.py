@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from urllib.parse import unquote, unquote_to_bytes
 
@@ -84,7 +83,7 @@ def _json(payload: object) -> Response:
 
 
 def _decisions(
-    experiments: list[Experiment],
+    experiments: Sequence[Experiment],
     visitor_id: str,
     attributes: Mapping[str, object] | None,
     known: Mapping[str, Experiment],
@@ -293,7 +292,7 @@ async def assign_many_answer(state: State, body: AssignRequest) -> dict[str, obj
     """
     definitions: DefinitionCache = state.definitions
     if body.experiments is None:
-        chosen = await definitions.running()
+        chosen: Sequence[Experiment] = await definitions.running()
     else:
         chosen = [
             definitions.peek(key) or await definitions.get(key)
@@ -406,10 +405,19 @@ def _to_event(body: TrackRequest, now: float, field: str) -> TrackEvent:
     )
 
 
+_OUTCOMES = tuple(TrackOutcome)
+"""Each outcome at the index of its code (iterating the enum itself is slow)."""
+
+
 def _count(metrics: Metrics, outcomes: list[dict[str, TrackOutcome]]) -> None:
+    counts = [0] * len(TrackOutcome)
+    for outcome in outcomes:
+        for kind in outcome.values():
+            counts[kind] += 1
     counters = metrics.events_by_outcome
-    for kind, count in Counter(k for o in outcomes for k in o.values()).items():
-        counters[kind].inc(count)
+    for kind, count in zip(_OUTCOMES, counts, strict=True):
+        if count:
+            counters[kind].inc(count)
 
 
 _RESPONSE_FIELD = {TrackOutcome[name.upper()]: name for name in TrackResponse.model_fields}
@@ -466,7 +474,7 @@ async def track(request: Request, body: TrackRequest) -> TrackResponse | Respons
 
 async def prepare_track(
     state: State, bodies: Sequence[TrackRequest], *, batch: bool
-) -> tuple[list[TrackEvent], list[Experiment]]:
+) -> tuple[list[TrackEvent], Sequence[Experiment]]:
     """The events to write and the running experiments; raises before anything is written
     (a timestamp out of range, no definitions copy yet)."""
     now = time.time()
@@ -478,7 +486,7 @@ async def prepare_track(
 
 
 async def record_track(
-    state: State, running: list[Experiment], events: list[TrackEvent]
+    state: State, running: Sequence[Experiment], events: list[TrackEvent]
 ) -> list[dict[str, TrackOutcome]]:
     """Credit ``events``: the outcome per event and experiment. Raises
     :class:`StoreUnavailableError` only when nothing was credited."""
