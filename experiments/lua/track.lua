@@ -13,10 +13,10 @@
 --   log_max_length  0 = no log    expire_at_ms  when ids0 may go
 --   dimensions  how many dimension aggregate keys follow the fixed KEYS
 --   plans  a count, then per plan (what one event name feeds): how many specs, how many others,
---     and per spec 9 values: name, kind ('conversion' | 'mean' | 'count' | 'ratio'), cap ('' for
---     none), and for a ratio the numerator kind, key offset and cap, the denominator kind, key
---     offset and cap (for other kinds '', 0, '' twice); a key offset counts from the event's
---     assign key (2 is its state, 3 its first other); then per event 7 values: plan (1-based),
+--     and per spec its name, kind ('conversion' | 'mean' | 'count' | 'ratio') and cap ('' for
+--     none), a ratio's followed by 6 more: the numerator kind, key offset and cap, the
+--     denominator kind, key offset and cap; a key offset counts from the event's assign key
+--     (2 is its state, 3 its first other); then per event 7 values: plan (1-based),
 --     visitor (packed), value (the text as sent), timestamp_ms, day (YYYYMMDD), event_id (digest
 --     of visitor and event id, '' for none), log_entry (its second character a placeholder for
 --     the variant, one base-32 digit)
@@ -44,7 +44,11 @@ local a = 5
 for p = 1, tonumber(ARGV[4]) do
   plan_at[p] = a
   plan_others[p] = tonumber(ARGV[a + 1])
-  a = a + 2 + tonumber(ARGV[a]) * 9
+  local specs = tonumber(ARGV[a])
+  a = a + 2
+  for _ = 1, specs do
+    if ARGV[a + 1] == 'ratio' then a = a + 9 else a = a + 3 end
+  end
 end
 local first_event = a
 
@@ -86,19 +90,21 @@ local plans = {}
 for p = 1, #plan_at do
   local at = plan_at[p]
   local count, specs = tonumber(ARGV[at]), {}
-  for i = 0, count - 1 do
-    local base = at + 2 + i * 9
+  local base = at + 2
+  for i = 1, count do
     local spec = {kind = ARGV[base + 1], name = ARGV[base], prefixes = {}}
     if spec.kind == 'ratio' then
       spec.x = part_of(ARGV[base + 3], ARGV[base + 4], ARGV[base + 5])
       spec.y = part_of(ARGV[base + 6], ARGV[base + 7], ARGV[base + 8])
       spec.integral = spec.x.integral and spec.y.integral
+      base = base + 9
     else
       spec.limit = limit_of(ARGV[base + 2])
       spec.integral = integral(spec.kind, spec.limit)
       spec.text = spec.kind == 'mean' and spec.limit == nil
+      base = base + 3
     end
-    specs[i + 1] = spec
+    specs[i] = spec
   end
   plans[p] = {specs = specs, others = plan_others[p]}
 end

@@ -173,7 +173,7 @@ def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
 
         args: list[str] = []
         for m in direct:
-            args += [m.name, m.kind.value, _cap(m), "", "0", "", "", "0", ""]
+            args += [m.name, m.kind.value, _cap(m)]
         for m in ratios:
             num, den = by_name[m.numerator or ""], by_name[m.denominator or ""]
             args += [
