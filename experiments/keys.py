@@ -80,6 +80,8 @@ import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from experiments.bounded import BoundedDict
+
 __all__ = [
     "CLUSTER_SLOTS",
     "ActivityKeys",
@@ -201,8 +203,8 @@ _MAX_SHARD_KEYS = 65_536
 @dataclass(frozen=True, slots=True)
 class Keyspace:
     prefix: str = "abacus"
-    _shards: dict[tuple[str, int, int, int], ShardKeys] = field(
-        default_factory=dict, init=False, repr=False, compare=False
+    _shards: BoundedDict[tuple[str, int, int, int], ShardKeys] = field(
+        default_factory=lambda: BoundedDict(_MAX_SHARD_KEYS), init=False, repr=False, compare=False
     )
 
     @property
@@ -217,10 +219,8 @@ class Keyspace:
         place = (experiment, generation, shard, shards)
         keys = self._shards.get(place)
         if keys is None:  # asked on every exposure and event: built once
-            if len(self._shards) >= _MAX_SHARD_KEYS:
-                self._shards.clear()
             tag = _tag(experiment, shard, shards)
-            keys = self._shards[place] = ShardKeys(f"{self.prefix}:{{{tag}}}:{generation}")
+            keys = self._shards.put(place, ShardKeys(f"{self.prefix}:{{{tag}}}:{generation}"))
         return keys
 
     def dimension_values(self, experiment: str, generation: int) -> str:

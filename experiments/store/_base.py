@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from experiments.batching import CallBatcher, ScriptBatcher
+from experiments.bounded import BoundedDict
 from experiments.connection import Client
 from experiments.definitions import Experiment
 from experiments.keys import Keyspace, ShardKeys, VisitorPlace, place_of
@@ -79,10 +80,10 @@ class StoreBase:
         self._dimension_slices: dict[tuple[str, int], dict[str, int]] = {}
         self._full_dimensions: set[tuple[str, int]] = set()
         # (shard base, slice, window part) -> event-id keys: a batch of events builds thousands
-        self._slice_keys: dict[tuple[str, int, int], list[str]] = {}
+        self._slice_keys: BoundedDict[tuple[str, int, int], list[str]] = BoundedDict(65_536)
         # the experiments tracking was last given (a tuple), and the readers of each event name
         self._readers_for: Sequence[Experiment] | None = None
-        self._readers_by_name: dict[str, Any] = {}
+        self._readers_by_name: BoundedDict[str, Any] = BoundedDict(1_024)
         self._session = client.register_script(SESSION.source)
         self._attempt = client.register_script(ATTEMPT.source)
         self._bandit_period = client.register_script(BANDIT_PERIOD.source)

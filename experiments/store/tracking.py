@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from experiments.bounded import BoundedDict
 from experiments.connection import REDIS_FAILURES, guard, guarded
 from experiments.definitions import Experiment, Metric, MetricKind
 from experiments.errors import StoreUnavailableError
@@ -192,9 +193,8 @@ def _track_plan(experiment: Experiment, event: str) -> _TrackPlan | None:
     return plan
 
 
-_SliceKeys = dict[tuple[str, int, int], list[str]]
+_SliceKeys = BoundedDict[tuple[str, int, int], list[str]]
 """(shard or activity base, slice, newest window part) -> that slice's event-id keys."""
-_MAX_SLICE_KEYS = 65_536
 
 
 def _event_ids(
@@ -203,9 +203,7 @@ def _event_ids(
     """A slice's five event-id keys, built once per window part (a batch builds thousands)."""
     found = cache.get((keys.base, slice_, parts[0]))
     if found is None:
-        if len(cache) >= _MAX_SLICE_KEYS:
-            cache.clear()
-        found = cache[(keys.base, slice_, parts[0])] = [keys.event_ids(slice_, w) for w in parts]
+        found = cache.put((keys.base, slice_, parts[0]), [keys.event_ids(slice_, w) for w in parts])
     return found
 
 
@@ -310,8 +308,6 @@ class _TrackCall:
 _Reader = tuple[int, Experiment, _TrackPlan, list[ShardKeys | None]]
 """An experiment reading an event name: its number, the experiment, what the event feeds in
 it, and the keys of its shards as they are needed (None: not built yet)."""
-_MAX_READERS = 1_024
-"""Event names whose readers a store keeps (the set is emptied past it)."""
 
 _Reading = tuple[int, int, Experiment, _Prepared, _TrackPlan, VisitorPlace, ShardKeys]
 """One experiment reading one event: the event's position, the experiment's number, the
@@ -506,15 +502,16 @@ class TrackingMixin(StoreBase):
     def _readers(self, experiments: Sequence[Experiment], name: str) -> list[_Reader]:
         """The experiments with a metric on event ``name``, with what it feeds in each.
 
-        Kept per event name (up to :data:`_MAX_READERS` names) while the same tuple of
+        Kept per event name (up to 1,024 names) while the same tuple of
         experiments comes back: the definitions copy gives one tuple per version, so an
         event's readers and their shard keys are found once per version, not per request.
         A list is read afresh every time (it could have changed in place).
         """
         cache = self._readers_by_name if experiments is self._readers_for else None
         if cache is None and isinstance(experiments, tuple):
-            self._readers_for, self._readers_by_name = experiments, {}
+            self._readers_for = experiments
             cache = self._readers_by_name
+            cache.clear()
         found = None if cache is None else cache.get(name)
         if found is None:
             found = [
@@ -523,9 +520,7 @@ class TrackingMixin(StoreBase):
                 if (plan := _track_plan(experiment, name)) is not None
             ]
             if cache is not None:
-                if len(cache) >= _MAX_READERS:
-                    cache.clear()
-                cache[name] = found
+                cache.put(name, found)
         return found
 
     def _readings(

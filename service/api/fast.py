@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers, State
 from starlette.responses import Response
 
+from experiments.bounded import BoundedDict
 from experiments.errors import AbacusError, StoreUnavailableError
 from service.api.app import error_response
 from service.api.middleware import HostAllowList, host_name, public_cors
@@ -88,8 +89,8 @@ class FastFront:
         self.hosts = HostAllowList(settings.hosts)
         self.cors = public_cors(app, list(settings.cors_origins))
         self.max_body_bytes = settings.max_body_bytes
-        self._cors_headers: dict[bytes | None, RawHeaders] = {}
-        self._hosts_seen: dict[bytes | None, bool] = {}
+        self._cors_headers: BoundedDict[bytes | None, RawHeaders] = BoundedDict(_MAX_ORIGINS)
+        self._hosts_seen: BoundedDict[bytes | None, bool] = BoundedDict(_MAX_ORIGINS)
         self.routes: dict[tuple[str, str], Callable[[Scope, bytes], Awaitable[Answer | None]]] = {
             ("GET", "/v1/assign"): self._assign_one,
             ("POST", "/v1/assign"): self._assign_many,
@@ -142,10 +143,7 @@ class FastFront:
     def _host_allowed(self, host: bytes | None) -> bool:
         """Whether the allow-list takes ``host`` (the raw header), remembered per value."""
         allowed = self.hosts.allows(host_name(host.decode("latin-1")) if host else "")
-        if len(self._hosts_seen) >= _MAX_ORIGINS:
-            self._hosts_seen.clear()
-        self._hosts_seen[host] = allowed
-        return allowed
+        return self._hosts_seen.put(host, allowed)
 
     async def _read(self, receive: Receive) -> tuple[bytes | None, list[Message]]:
         """The whole body and the messages it came in; None past the size limit or on a
@@ -177,10 +175,7 @@ class FastFront:
         request = Headers(raw=[] if origin is None else [(b"origin", origin)])
         await self.cors.send(start, keep, request)
         headers: RawHeaders = list(sent[0]["headers"])
-        if len(self._cors_headers) >= _MAX_ORIGINS:
-            self._cors_headers.clear()
-        self._cors_headers[origin] = headers
-        return headers
+        return self._cors_headers.put(origin, headers)
 
     # -- the routes: None hands the request to the FastAPI app --------------------------------
 

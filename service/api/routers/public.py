@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.datastructures import State
 
 from experiments.assignment import Decision, Reason, decide
+from experiments.bounded import BoundedDict
 from experiments.definitions import Experiment, Status
 from experiments.errors import ConflictError, InvalidDefinitionError, StoreUnavailableError
 from experiments.limits import (
@@ -530,16 +531,14 @@ def encoded_track_responses(outcomes: list[dict[str, TrackOutcome]]) -> list[byt
         key = tuple(outcome.items())
         text = _ENCODED.get(key)
         if text is None:
-            if len(_ENCODED) >= _MAX_ENCODED:
-                _ENCODED.clear()
-            text = _ENCODED[key] = orjson.dumps(_response_lists(outcome))
+            text = _ENCODED.put(key, orjson.dumps(_response_lists(outcome)))
         out.append(text)
     return out
 
 
-_ENCODED: dict[tuple[tuple[str, TrackOutcome], ...], bytes] = {}
-"""Outcomes already encoded: the running experiments give few distinct ones."""
 _MAX_ENCODED = 4_096
+_ENCODED: BoundedDict[tuple[tuple[str, TrackOutcome], ...], bytes] = BoundedDict(_MAX_ENCODED)
+"""Outcomes already encoded: the running experiments give few distinct ones."""
 
 
 @router.get(
