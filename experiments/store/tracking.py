@@ -57,6 +57,7 @@ __all__ = [
     "MAX_EVENTS_PER_CALL",
     "MAX_LOOKUPS_PER_CALL",
     "NO_VALUE",
+    "OUTCOMES",
     "Exposure",
     "TrackEvent",
     "TrackOutcome",
@@ -75,9 +76,9 @@ class TrackOutcome(IntEnum):
     """The experiment's write failed: nothing was credited to it; retry (with the event id)."""
 
 
-_OUTCOMES = tuple(TrackOutcome)
+OUTCOMES = tuple(TrackOutcome)
 """Each outcome at the index of its code (track.lua's replies), without the enum's lookup."""
-assert all(outcome == code for code, outcome in enumerate(_OUTCOMES))
+assert all(outcome == code for code, outcome in enumerate(OUTCOMES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -667,7 +668,7 @@ class TrackingMixin(StoreBase):
                     outcomes[position][key] = TrackOutcome.UNAVAILABLE
             else:
                 for position, code in zip(call.positions, result, strict=True):
-                    outcomes[position][key] = _OUTCOMES[code]
+                    outcomes[position][key] = OUTCOMES[code]
         activity_failures = [
             (a, r)
             for a, r in zip(activity, activity_results, strict=True)

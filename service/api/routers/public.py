@@ -24,6 +24,7 @@ from experiments.limits import (
     VISITOR_ID_RULE,
 )
 from experiments.store import Store, TrackEvent, TrackOutcome, encode_attributes
+from experiments.store.tracking import OUTCOMES
 from service.api.app import ERROR_CODES, RETRY_AFTER, error_body
 from service.api.definitions_cache import DefinitionCache
 from service.api.deps import Admin, Definitions, StoreDep
@@ -406,17 +407,13 @@ def _to_event(body: TrackRequest, now: float, field: str) -> TrackEvent:
     )
 
 
-_OUTCOMES = tuple(TrackOutcome)
-"""Each outcome at the index of its code (iterating the enum itself is slow)."""
-
-
 def _count(metrics: Metrics, outcomes: list[dict[str, TrackOutcome]]) -> None:
-    counts = [0] * len(TrackOutcome)
+    counts = [0] * len(OUTCOMES)
     for outcome in outcomes:
         for kind in outcome.values():
             counts[kind] += 1
     counters = metrics.events_by_outcome
-    for kind, count in zip(_OUTCOMES, counts, strict=True):
+    for kind, count in zip(OUTCOMES, counts, strict=True):
         if count:
             counters[kind].inc(count)
 
