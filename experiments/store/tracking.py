@@ -503,16 +503,17 @@ class TrackingMixin(StoreBase):
     def _readers(self, experiments: Sequence[Experiment], name: str) -> list[_Reader]:
         """The experiments with a metric on event ``name``, with what it feeds in each.
 
-        Kept per event name (up to 1,024 names) while the same tuple of
-        experiments comes back: the definitions copy gives one tuple per version, so an
-        event's readers and their shard keys are found once per version, not per request.
-        A list is read afresh every time (it could have changed in place).
+        Kept per event name (up to 1,024 names) while the same tuple of experiments comes
+        back: the definitions copy gives one tuple per version, so an event's readers and
+        their shard keys are found once per version, not per request. A list is read afresh
+        every time (it could have changed in place).
         """
-        cache = self._readers_by_name if experiments is self._readers_for else None
-        if cache is None and isinstance(experiments, tuple):
-            self._readers_for = experiments
+        cache = None
+        if isinstance(experiments, tuple):
+            if experiments is not self._readers_for:
+                self._readers_for = experiments
+                self._readers_by_name.clear()
             cache = self._readers_by_name
-            cache.clear()
         found = None if cache is None else cache.get(name)
         if found is None:
             found = [
